@@ -1,0 +1,33 @@
+# Two commands for a fresh machine with Python 3.11: `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_OUT ?= outputs/demo
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+# pip's notes about optional local mirrors are noise here; errors still fail the build (pipefail).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/satecco upscale samples/bbb_160x90.mp4 -o $(DEMO_OUT) --engine local
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_components.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache .ruff_cache

@@ -1,0 +1,125 @@
+"""Build a :class:`~satecco.models.satecco.SATeCo` from a preset, a local base-model folder and weights."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+
+from satecco.checkpoints import MODULE_CLASSES, load_weights, read_weight_configs
+from satecco.models.adapters import DecoderAdapters
+from satecco.models.latent_encoder import LatentEncoder
+from satecco.models.refiner import VideoRefiner
+from satecco.models.satecco import SATeCo, decoder_geometry
+from satecco.models.upscaler import VideoUpscaler
+from satecco.presets import DiffusionConfig, Preset
+
+log = logging.getLogger(__name__)
+
+PROMPT_TOKENS = 77  # CLIP's context length; the zero prompt has the same shape as a real one
+
+
+@dataclass
+class BaseModel:
+    """The frozen networks and what SATeCo takes from the rest of a diffusers folder."""
+
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    prompt_embeds: torch.Tensor  # (1, S, D)
+    prediction_type: str | None = None
+
+
+def load_base_model(folder: str | Path, prompt: str = "") -> BaseModel:
+    """Load ``unet/`` and ``vae/`` from a local diffusers-format ``folder``.
+
+    ``scheduler/`` (optional) gives the prediction type; ``text_encoder/`` + ``tokenizer/`` (optional)
+    embed ``prompt`` once; without them the UNet cross-attends to a zero embedding.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: base model folder does not exist")
+    for sub in ("unet", "vae"):
+        if not (folder / sub / "config.json").is_file():
+            raise ValueError(f"{folder}: not a diffusers model folder ({sub}/config.json is missing)")
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
+    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
+    prediction_type = None
+    scheduler_config = folder / "scheduler" / "scheduler_config.json"
+    if scheduler_config.is_file():
+        prediction_type = json.loads(scheduler_config.read_text()).get("prediction_type")
+    if (folder / "text_encoder").is_dir() and (folder / "tokenizer").is_dir():
+        prompt_embeds = embed_prompt(folder, prompt)
+        if prompt_embeds.shape[-1] != unet.config.cross_attention_dim:
+            raise ValueError(f"{folder}: text encoder width {prompt_embeds.shape[-1]} does not match the UNet's "
+                             f"cross_attention_dim {unet.config.cross_attention_dim}")
+    else:
+        prompt_embeds = torch.zeros(1, PROMPT_TOKENS, unet.config.cross_attention_dim)
+    return BaseModel(unet, vae, prompt_embeds, prediction_type)
+
+
+@torch.no_grad()
+def embed_prompt(folder: Path, prompt: str) -> torch.Tensor:
+    """``(1, S, D)`` CLIP text embedding of ``prompt`` with the folder's text encoder (used once)."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
+    encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder").eval()
+    ids = tokenizer(prompt, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids
+    return encoder(ids)[0].float()
+
+
+def random_base_model(preset: Preset, seed: int) -> BaseModel:
+    """The preset's UNet and VAE with seeded random weights (reproducible; global RNG untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(**preset.unet)
+        vae = AutoencoderKL(**preset.vae)
+    return BaseModel(unet, vae, torch.zeros(1, PROMPT_TOKENS, unet.config.cross_attention_dim))
+
+
+def default_modules(preset: Preset, unet_config, vae_config) -> dict[str, torch.nn.Module]:
+    """SATeCo's modules sized for the given UNet and VAE with the preset's hyper-parameters."""
+    unet_channels, unet_levels = decoder_geometry(tuple(unet_config.block_out_channels))
+    vae_encoder_channels = tuple(vae_config.block_out_channels)
+    vae_channels, vae_levels = decoder_geometry(vae_encoder_channels)
+    return {
+        "upscaler": VideoUpscaler(scale=preset.scale, **preset.upscaler),
+        "latent_encoder": LatentEncoder(latent_channels=vae_config.latent_channels,
+                                        level_channels=preset.latent_encoder_levels[:max(unet_levels) + 1],
+                                        block_channels=unet_channels, block_levels=unet_levels),
+        "unet_adapters": DecoderAdapters(block_channels=unet_channels, guidance_channels=unet_channels,
+                                         **preset.unet_adapters),
+        "vae_adapters": DecoderAdapters(block_channels=vae_channels,
+                                        guidance_channels=tuple(vae_encoder_channels[lv] for lv in vae_levels),
+                                        **preset.vae_adapters),
+        "refiner": VideoRefiner(**preset.refiner),
+    }
+
+
+def build_model(preset: Preset, base_model: str | Path | None = None, weights: str | Path | None = None,
+                seed: int = 0) -> tuple[SATeCo, DiffusionConfig]:
+    """SATeCo on the CPU in fp32, and the diffusion settings that go with its base model.
+
+    Without ``base_model`` the preset's architecture gets seeded random weights; SATeCo's modules take
+    their configs from ``weights`` when given, else from the preset.
+    """
+    base = load_base_model(base_model, preset.prompt) if base_model else random_base_model(preset, seed)
+    modules = default_modules(preset, base.unet.config, base.vae.config)
+    if weights:
+        for name, config in read_weight_configs(weights).items():
+            if name not in MODULE_CLASSES:
+                raise ValueError(f"{weights}: unknown module {name!r}")
+            modules[name] = MODULE_CLASSES[name].from_config(config)
+        load_weights(weights, modules)
+    elif base_model is None and preset.name != "tiny":
+        log.warning("preset %r without --base-model or --weights: random weights (benchmarking only)", preset.name)
+    model = SATeCo(base.unet, base.vae, prompt_embeds=base.prompt_embeds, **modules)
+    diffusion = preset.diffusion
+    if base.prediction_type:
+        diffusion = replace(diffusion, prediction_type=base.prediction_type)
+    return model, diffusion

@@ -1,0 +1,98 @@
+"""The ``satecco`` command line.
+
+``satecco upscale INPUT... -o OUTDIR`` upscales videos ×4. Heavy libraries are imported inside the
+command functions so that ``satecco --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from satecco.presets import PRESETS
+from satecco.video_io import CODECS
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="satecco", description="SATeCo video super-resolution (x4).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("upscale", help="upscale videos x4",
+                             description="Upscale video files, frame folders, folders of videos or globs x4.")
+    up.add_argument("inputs", nargs="+", metavar="INPUT")
+    up.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for OUTDIR/<stem>.<ext>")
+    up.add_argument("--engine", choices=["local"], default="local", help="where to run (default: local)")
+    up.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
+                    help="model preset (default: tiny, the embedded default)")
+    up.add_argument("--base-model", metavar="DIR", help="local diffusers folder with unet/ and vae/")
+    up.add_argument("--weights", metavar="FILE", help="SATeCo modules (.safetensors)")
+    up.add_argument("--steps", type=_positive, help="sampling steps (default: the preset's)")
+    up.add_argument("--start-step", type=int, help="timestep up to which Z is noised (default: the preset's)")
+    up.add_argument("--sampler", choices=["ddim", "dpmpp", "euler"], help="sampler (default: the preset's)")
+    up.add_argument("--seed", type=int, default=0, help="noise seed; the same seed gives the same output")
+    up.add_argument("--tile", type=_positive, metavar="PX", help="process frames in LR tiles of PX pixels")
+    up.add_argument("--tile-overlap", type=int, default=16, metavar="PX", help="LR pixels shared by tiles")
+    up.add_argument("--window", type=_positive, default=6, help="frames per temporal window (paper: 6)")
+    up.add_argument("--window-overlap", type=int, default=2, help="frames shared by neighbouring windows")
+    up.add_argument("--codec", choices=list(CODECS), default="h264",
+                    help="h264 (.mp4, CRF), ffv1 (.mkv, lossless) or png (frame folder)")
+    up.add_argument("--crf", type=int, default=18, help="h264 quality (lower is better)")
+    up.add_argument("--device", default="auto", help="torch device (default: cuda if available, else cpu)")
+    up.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
+                    help="precision (default: bfloat16 on GPU, float32 on CPU)")
+    up.add_argument("--no-progress", action="store_true", help="no progress bar")
+    up.set_defaults(func=cmd_upscale)
+    return parser
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    import torch
+
+    from satecco.build import build_model
+    from satecco.pipeline import SATeCoPipeline
+    from satecco.presets import get_preset
+    from satecco.upscale import VideoSettings, expand_inputs, run_local
+
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype_name = args.dtype if args.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
+    preset = get_preset(args.preset).with_diffusion(steps=args.steps, start_step=args.start_step,
+                                                    sampler=args.sampler)
+    model, diffusion = build_model(preset, base_model=args.base_model, weights=args.weights, seed=0)
+    pipeline = SATeCoPipeline(model, diffusion, device=device, dtype=getattr(torch, dtype_name),
+                              tile=args.tile, tile_overlap=args.tile_overlap)
+    settings = VideoSettings(window=args.window, window_overlap=args.window_overlap, seed=args.seed,
+                             codec=args.codec, crf=args.crf)
+    results = run_local(expand_inputs(args.inputs), args.output, pipeline, settings,
+                        progress=not args.no_progress)
+    for result in results:
+        if result.status == "ok":
+            print(f"{result.output}  ({result.frames} frames, {result.seconds:.1f} s)")
+    failed = [r for r in results if r.status != "ok"]
+    if failed:
+        print(f"satecco: {len(failed)} of {len(results)} inputs failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ValueError as error:  # configuration errors: one line, no traceback
+        print(f"satecco: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Noise schedule and sampling: pure functions over a model callable.
+
+The schedulers are diffusers' own; :func:`denoise` builds a fresh one per call so that no state
+leaks between clips, and takes its noise as an argument so that all randomness stays with the
+caller's explicit ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+
+from satecco.presets import DiffusionConfig
+
+SAMPLERS = {
+    "ddim": DDIMScheduler,  # Song et al., 2021 (eta = 0: deterministic)
+    "dpmpp": DPMSolverMultistepScheduler,  # Lu et al., 2022, DPM-Solver++(2M)
+    "euler": EulerDiscreteScheduler,  # Karras et al., 2022, Algorithm 2 without churn
+}
+
+ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def make_scheduler(config: DiffusionConfig):
+    """A fresh diffusers scheduler for ``config.sampler`` with the configured betas."""
+    if config.sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {config.sampler!r}; choose one of {sorted(SAMPLERS)}")
+    return SAMPLERS[config.sampler](
+        num_train_timesteps=config.num_train_timesteps, beta_start=config.beta_start,
+        beta_end=config.beta_end, beta_schedule=config.beta_schedule, prediction_type=config.prediction_type,
+        timestep_spacing="trailing",
+    )
+
+
+def sampling_timesteps(config: DiffusionConfig) -> torch.Tensor:
+    """The timesteps :func:`denoise` visits: the sampler's schedule at or below ``start_step``."""
+    if not 0 < config.start_step < config.num_train_timesteps:
+        raise ValueError(f"start_step={config.start_step} must lie in 1..{config.num_train_timesteps - 1}")
+    if config.steps < 1:
+        raise ValueError(f"steps={config.steps} must be at least 1")
+    scheduler = make_scheduler(config)
+    scheduler.set_timesteps(config.steps)
+    return scheduler.timesteps[scheduler.timesteps <= config.start_step]
+
+
+def denoise(model: ModelFn, latents: torch.Tensor, noise: torch.Tensor, config: DiffusionConfig,
+            callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Noise ``latents`` up to ``config.start_step`` and denoise them with ``config.sampler``.
+
+    Args:
+        model: ``model(z_t, t) -> prediction`` (``config.prediction_type``), ``z_t`` ``(N, c, h, w)``.
+        latents: clean latents ``Z`` ``(N, c, h, w)``.
+        noise: Gaussian noise like ``latents``.
+        config: schedule, sampler, step count and start step.
+        callback: called as ``callback(step_index, z_t)`` after every step.
+
+    Returns:
+        denoised latents ``Z_0`` ``(N, c, h, w)``.
+    """
+    scheduler = make_scheduler(config)
+    scheduler.set_timesteps(config.steps, device=latents.device)
+    timesteps = scheduler.timesteps
+    kept = timesteps[timesteps <= config.start_step]
+    if len(kept) == 0:
+        raise ValueError(f"no sampling step at or below start_step={config.start_step}")
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(len(timesteps) - len(kept))
+    z = scheduler.add_noise(latents, noise.to(latents), kept[:1])
+    for index, t in enumerate(kept):
+        prediction = model(scheduler.scale_model_input(z, t), t)
+        z = scheduler.step(prediction, t, z).prev_sample
+        if callback is not None:
+            callback(index, z)
+    return z

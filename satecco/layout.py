@@ -1,0 +1,27 @@
+"""The one place that converts between the I/O layout and the model layout.
+
+I/O side: ``(T, H, W, C)`` uint8 RGB. Model side: ``(B, T, C, H, W)`` float in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from einops import rearrange
+
+
+def frames_to_model(frames: np.ndarray, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:
+    """``(T, H, W, 3)`` uint8 -> ``(1, T, 3, H, W)`` float in [-1, 1]."""
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected (T, H, W, 3) uint8 frames, got {frames.dtype} {frames.shape}")
+    video = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+    video = rearrange(video, "t h w c -> 1 t c h w")
+    return video.to(dtype) / 127.5 - 1.0
+
+
+def model_to_frames(video: torch.Tensor) -> np.ndarray:
+    """``(1, T, 3, H, W)`` float in [-1, 1] -> ``(T, H, W, 3)`` uint8 (rounded, clipped)."""
+    if video.ndim != 5 or video.shape[0] != 1:
+        raise ValueError(f"expected a (1, T, 3, H, W) video, got {tuple(video.shape)}")
+    pixels = ((video[0].float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return rearrange(pixels, "t c h w -> t h w c").cpu().numpy()

@@ -1,0 +1,82 @@
+"""SFA then TFA after every decoder block of a frozen network (UNet or VAE decoder).
+
+The adapters enter the frozen network through forward hooks on its decoder blocks
+(``unet.up_blocks[i]``, ``vae.decoder.up_blocks[i]``): :meth:`DecoderAdapters.attach` registers them
+and :meth:`DecoderAdapters.guidance` supplies the guidance maps for the forward passes inside it.
+Hooks keep the frozen modules' parameter names untouched, so base checkpoints load unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from satecco.models.sfa import SpatialFeatureAdaptation
+from satecco.models.tfa import TemporalFeatureAlignment
+
+
+class DecoderAdapters(ModelMixin, ConfigMixin):
+    """One SFA + TFA pair per decoder block.
+
+    Args:
+        block_channels: output width of each decoder block, in decoder order.
+        guidance_channels: width of the guidance map each block receives.
+        window_size: TFA spatial window (8 in the paper).
+        head_dim: TFA channels per head.
+        sfa_kernel_size: kernel of SFA's Conv2D layers.
+        tfa_kernel_size: ``(kt, kh, kw)`` of TFA's Conv3D projections.
+    """
+
+    @register_to_config
+    def __init__(self, block_channels: tuple[int, ...] = (1280, 1280, 640, 320),
+                 guidance_channels: tuple[int, ...] = (1280, 1280, 640, 320), window_size: int = 8,
+                 head_dim: int = 64, sfa_kernel_size: int = 3, tfa_kernel_size: tuple[int, int, int] = (3, 3, 3)):
+        super().__init__()
+        if len(block_channels) != len(guidance_channels):
+            raise ValueError(f"block_channels {block_channels} and guidance_channels {guidance_channels} "
+                             "differ in length")
+        self.sfa = nn.ModuleList(
+            SpatialFeatureAdaptation(c, g, sfa_kernel_size) for c, g in zip(block_channels, guidance_channels, strict=True)
+        )
+        self.tfa = nn.ModuleList(
+            TemporalFeatureAlignment(c, g, window_size, head_dim, tuple(tfa_kernel_size))
+            for c, g in zip(block_channels, guidance_channels, strict=True)
+        )
+        self._guidance: Sequence[torch.Tensor] | None = None
+        self._num_frames = 0
+
+    def adapt(self, index: int, features: torch.Tensor, guidance: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """SFA then TFA for block ``index``. ``features`` ``(B·T, C, H, W)``, ``guidance`` ``(B·T, Cg, H, W)``."""
+        if guidance.shape[-2:] != features.shape[-2:]:
+            raise RuntimeError(f"decoder block {index}: guidance {tuple(guidance.shape)} does not match "
+                               f"features {tuple(features.shape)}")
+        return self.tfa[index](self.sfa[index](features, guidance), guidance, num_frames)
+
+    def attach(self, blocks: nn.ModuleList) -> list[torch.utils.hooks.RemovableHandle]:
+        """Hook every block of ``blocks`` (a frozen decoder's ``up_blocks``); returns the removable handles."""
+        if len(blocks) != len(self.sfa):
+            raise ValueError(f"{len(self.sfa)} adapters cannot attach to {len(blocks)} decoder blocks")
+        # partial over a bound method, not a closure: deepcopy and pickle (Ray) carry it to the copy
+        return [block.register_forward_hook(partial(self._hook, i)) for i, block in enumerate(blocks)]
+
+    def _hook(self, index: int, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        if self._guidance is None:
+            raise RuntimeError("a guided decoder ran outside DecoderAdapters.guidance(...)")
+        return self.adapt(index, output, self._guidance[index], self._num_frames)
+
+    @contextmanager
+    def guidance(self, maps: Sequence[torch.Tensor], num_frames: int) -> Iterator[None]:
+        """Run the hooked decoder with ``maps`` (one ``(B·T, Cg_i, H_i, W_i)`` per block) for ``T = num_frames``."""
+        if len(maps) != len(self.sfa):
+            raise ValueError(f"expected {len(self.sfa)} guidance maps, got {len(maps)}")
+        self._guidance, self._num_frames = maps, num_frames
+        try:
+            yield
+        finally:
+            self._guidance, self._num_frames = None, 0

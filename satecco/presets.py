@@ -1,0 +1,110 @@
+"""Presets: the frozen base architecture plus the hyper-parameters of SATeCo's own modules.
+
+- ``tiny``: small widths that run on a CPU in seconds (tests, the embedded default);
+- ``sd21``: the Stable Diffusion 2.1-base UNet and VAE; with random weights it has the real FLOPs.
+
+With ``--base-model DIR`` the UNet and VAE come from the folder and only SATeCo's modules use the
+preset; their widths follow the loaded networks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Noise schedule and sampler (paper §4.1: linear betas 0.00085 → 0.012 over T = 1000).
+
+    ``start_step`` is the training timestep up to which noise is added to ``Z``; sampling runs the
+    sampler's timesteps at or below it. Stable Diffusion checkpoints were trained with
+    ``scaled_linear`` over the same range, hence ``beta_schedule`` is a field.
+    """
+
+    num_train_timesteps: int = 1000
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    beta_schedule: str = "linear"
+    prediction_type: str = "epsilon"
+    sampler: str = "ddim"
+    steps: int = 50
+    start_step: int = 999
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything needed to build a SATeCo model without a checkpoint folder."""
+
+    name: str
+    unet: dict
+    vae: dict
+    upscaler: dict
+    latent_encoder_levels: tuple[int, ...]
+    unet_adapters: dict
+    vae_adapters: dict
+    refiner: dict
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    prompt: str = ""
+    scale: int = 4
+    frames: int = 6
+
+    def with_diffusion(self, **changes) -> Preset:
+        """A copy with some :class:`DiffusionConfig` fields replaced (``None`` values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, diffusion=replace(self.diffusion, **changes))
+
+
+TINY = Preset(
+    name="tiny",
+    unet=dict(
+        sample_size=32, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8,
+    ),
+    vae=dict(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
+        block_out_channels=(8, 16, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=8, sample_size=64, scaling_factor=1.0,
+        mid_block_add_attention=False,
+    ),
+    upscaler=dict(channels=16, num_blocks=2, depth=2, head_dim=8, window_size=(2, 8, 8)),
+    latent_encoder_levels=(32, 64),
+    unet_adapters=dict(window_size=8, head_dim=16, tfa_kernel_size=(3, 3, 3)),
+    vae_adapters=dict(window_size=8, head_dim=16, tfa_kernel_size=(1, 1, 1)),
+    refiner=dict(channels=16, weight=0.5),
+    diffusion=DiffusionConfig(steps=4, start_step=999),
+)
+
+# Stable Diffusion 2.1-base (stabilityai/stable-diffusion-2-1-base) UNet and VAE configurations.
+SD21 = Preset(
+    name="sd21",
+    unet=dict(
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True,
+    ),
+    vae=dict(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+        block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, sample_size=768, scaling_factor=0.18215,
+    ),
+    upscaler=dict(channels=64, num_blocks=2, depth=2, head_dim=32, window_size=(2, 8, 8)),
+    latent_encoder_levels=(320, 640, 1280),
+    unet_adapters=dict(window_size=8, head_dim=64, tfa_kernel_size=(3, 3, 3)),
+    # At full VAE resolution a 3x3x3 Conv3D costs about a decoder block (DESIGN.md): pointwise projections.
+    vae_adapters=dict(window_size=8, head_dim=64, tfa_kernel_size=(1, 1, 1)),
+    refiner=dict(channels=64, weight=0.5),
+    prompt="a high quality, high resolution, sharp and detailed video",
+)
+
+PRESETS = {p.name: p for p in (TINY, SD21)}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; ``ValueError`` listing the known ones otherwise."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,120 @@
+"""The in-process (``--engine local``) upscaler: inputs in, one output video per input.
+
+Each input streams through decode -> windows -> :class:`SATeCoPipeline` -> blending -> encode, and is
+written to a temporary name that only becomes the final path once complete. One failing input is
+reported and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from satecco.errors import SateccoError
+from satecco.pipeline import SATeCoPipeline
+from satecco.video_io import EXTENSIONS, VideoWriter, output_suffix, probe, read_frames
+from satecco.windows import TemporalBlender, iter_windows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How each video is cut and written."""
+
+    window: int = 6
+    window_overlap: int = 2
+    seed: int = 0
+    codec: str = "h264"
+    crf: int = 18
+
+
+@dataclass
+class VideoResult:
+    """What became of one input."""
+
+    input: str
+    output: str | None
+    status: str  # "ok" or "failed"
+    frames: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def expand_inputs(items: Iterable[str]) -> list[str]:
+    """Files, folders of videos, frame folders and glob patterns -> input paths, in order, deduplicated.
+
+    A folder holding video files stands for those files; any other folder is taken as a frame folder.
+    Paths that do not exist are kept, so that they are reported as failed inputs.
+    """
+    found: list[str] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            videos = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
+            found.extend(str(p) for p in videos) if videos else found.append(str(path))
+        elif not path.exists() and glob.has_magic(item):
+            found.extend(sorted(glob.glob(item)))
+        else:
+            found.append(str(path))
+    return list(dict.fromkeys(found))
+
+
+def output_path(source: str, outdir: str | Path, codec: str) -> Path:
+    """``OUTDIR/<input stem>.<ext>`` (a folder, for the ``png`` codec)."""
+    return Path(outdir) / (Path(source.rstrip("/")).stem + output_suffix(codec))
+
+
+def upscale_video(pipeline: SATeCoPipeline, source: str, target: Path, settings: VideoSettings,
+                  on_frames: Callable[[int], None] = lambda n: None) -> int:
+    """Upscale one video file or frame folder to ``target``; returns the frame count written."""
+    info = probe(source)
+    scale = pipeline.scale
+    blender = TemporalBlender(settings.window_overlap)
+    written = 0
+    with VideoWriter(target, info.width * scale, info.height * scale, info.frame_rate, codec=settings.codec,
+                     crf=settings.crf, audio_from=source if info.has_audio else None) as writer:
+        def emit(frames: list[np.ndarray]) -> None:
+            nonlocal written
+            for frame in frames:
+                writer.write(np.clip(np.rint(frame), 0, 255).astype(np.uint8))
+            written += len(frames)
+            on_frames(len(frames))
+
+        for start, window in iter_windows(read_frames(source), settings.window, settings.window_overlap):
+            emit(blender.add(start, pipeline.upscale_window(window, start, settings.seed)))
+        emit(blender.finish())
+    return written
+
+
+def run_local(inputs: list[str], outdir: str | Path, pipeline: SATeCoPipeline, settings: VideoSettings,
+              progress: bool = True) -> list[VideoResult]:
+    """Upscale every input into ``outdir`` in this process; returns one result per input."""
+    from tqdm import tqdm
+
+    results = []
+    bar = tqdm(total=None, unit="frame", disable=not progress, dynamic_ncols=True)
+    try:
+        for index, source in enumerate(inputs, 1):
+            target = output_path(source, outdir, settings.codec)
+            bar.set_description(f"[{index}/{len(inputs)}] {Path(source).name}")
+            started = time.perf_counter()
+            try:
+                Path(outdir).mkdir(parents=True, exist_ok=True)
+                frames = upscale_video(pipeline, source, target, settings, on_frames=bar.update)
+                results.append(VideoResult(source, str(target), "ok", frames, time.perf_counter() - started))
+            except Exception as error:  # one bad input must not stop the others
+                if not isinstance(error, SateccoError | OSError):
+                    log.debug("unexpected failure on %s", source, exc_info=True)
+                message = str(error) if str(error).startswith(source) else f"{source}: {error}"
+                results.append(VideoResult(source, None, "failed", 0, time.perf_counter() - started, message))
+                bar.write(f"satecco: error: {message}")
+    finally:
+        bar.close()
+    return results

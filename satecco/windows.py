@@ -1,0 +1,94 @@
+"""Temporal windows and spatial tiles, and the blending that hides their borders.
+
+Long videos are processed in windows of ``L`` frames that overlap by a few frames; large frames in
+overlapping tiles. Overlaps are cross-faded with linear ramps, and only the frames and tiles in
+flight are held in memory, so memory does not grow with video length.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+
+def iter_windows(frames: Iterable[np.ndarray], length: int, overlap: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Group a frame stream into windows ``(start, (T, H, W, C))``.
+
+    Windows start every ``length - overlap`` frames; the last one is aligned to the end of the video
+    (so it may overlap its predecessor by more), and a video shorter than ``length`` is one window.
+    """
+    if length < 1 or not 0 <= overlap < length:
+        raise ValueError(f"window length {length} and overlap {overlap}: need 0 <= overlap < length")
+    stride = length - overlap
+    buffer: deque[np.ndarray] = deque(maxlen=length)
+    next_start, seen, last_emitted_end = 0, 0, 0
+    for frame in frames:
+        buffer.append(frame)
+        seen += 1
+        if seen - next_start == length:
+            yield next_start, np.stack(buffer)
+            last_emitted_end = seen
+            next_start += stride
+    if seen > last_emitted_end:
+        yield max(seen - length, 0), np.stack(buffer)
+
+
+def ramp(size: int, fade: int) -> np.ndarray:
+    """Weights ``(size,)`` rising linearly over ``fade`` samples at both ends, 1 in between (never 0)."""
+    position = np.arange(size, dtype=np.float32)
+    if fade <= 0:
+        return np.ones(size, dtype=np.float32)
+    return np.minimum(1.0, np.minimum(position + 1, size - position) / (fade + 1)).astype(np.float32)
+
+
+class TemporalBlender:
+    """Cross-fade overlapping window outputs and hand back finished frames in order.
+
+    Windows must arrive in increasing ``start`` order (as :func:`iter_windows` yields them).
+    """
+
+    def __init__(self, overlap: int):
+        self.overlap = overlap
+        self._sum: dict[int, np.ndarray] = {}
+        self._weight: dict[int, float] = {}
+        self._next = 0
+
+    def add(self, start: int, frames: np.ndarray) -> list[np.ndarray]:
+        """Add ``(T, H, W, C)`` float frames for ``start..start+T-1``; returns the frames now final."""
+        done = self._flush(upto=start)
+        weights = ramp(len(frames), self.overlap)
+        for offset, (frame, weight) in enumerate(zip(frames, weights, strict=True)):
+            index = start + offset
+            if index < self._next:
+                raise ValueError(f"window at {start} reaches frame {index}, which was already finished")
+            self._sum[index] = self._sum.get(index, 0.0) + weight * frame.astype(np.float32)
+            self._weight[index] = self._weight.get(index, 0.0) + float(weight)
+        return done
+
+    def finish(self) -> list[np.ndarray]:
+        """All frames still pending."""
+        return self._flush(upto=None)
+
+    def _flush(self, upto: int | None) -> list[np.ndarray]:
+        done = []
+        for index in sorted(self._sum):
+            if upto is not None and index >= upto:
+                break
+            done.append(self._sum.pop(index) / self._weight.pop(index))
+            self._next = index + 1
+        return done
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of ``tile`` samples covering ``size`` with at least ``overlap`` shared.
+
+    The last tile is aligned to the end; a ``size`` that fits in one tile gives ``[0]``.
+    """
+    if tile >= size:
+        return [0]
+    if not 0 <= overlap < tile:
+        raise ValueError(f"tile overlap {overlap} must be smaller than the tile size {tile}")
+    starts = list(range(0, size - tile, tile - overlap))
+    return starts + [size - tile]

@@ -1,0 +1,268 @@
+"""satecco.video_io on real files written with PyAV into tmp_path (no mocks)."""
+
+import inspect
+import pickle
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from satecco.errors import VideoError
+from satecco.video_io import VideoWriter, output_suffix, probe, read_frames
+
+NTSC = Fraction(30000, 1001)
+
+
+def random_frames(n=12, height=48, width=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def write(path, frames, codec, frame_rate=NTSC, **kwargs):
+    height, width, _ = frames[0].shape
+    with VideoWriter(path, width, height, frame_rate, codec=codec, **kwargs) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
+
+
+def plain_pyav_mp4(path, n=20, height=48, width=64, audio=False):
+    """An h264 mp4 written by PyAV directly (index at the end, as most encoders leave it), optionally
+    with an AAC track that runs as long as the video."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=NTSC)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        sound = out.add_stream("aac", rate=48000) if audio else None
+        for i, frame in enumerate(random_frames(n, height, width, seed=1)):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts = i
+            out.mux(video.encode(picture))
+        out.mux(video.encode(None))
+        if sound is not None:
+            samples, step = int(n / NTSC * 48000), 1024
+            for start in range(0, samples, step):
+                t = np.arange(start, start + step) / 48000
+                tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+                chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+                chunk.sample_rate, chunk.pts = 48000, start
+                out.mux(sound.encode(chunk))
+            out.mux(sound.encode(None))
+    return path
+
+
+def audio_packets(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return stream.codec_context.name, [bytes(p) for p in container.demux(stream) if p.size]
+
+
+def test_ffv1_round_trip_is_bit_exact(tmp_path):
+    frames = random_frames(n=10, height=61, width=97)  # odd sizes: no chroma subsampling in bgr0
+    path = write(tmp_path / "clip.mkv", frames, "ffv1")
+    info = probe(path)
+    assert (info.width, info.height, info.codec, info.has_audio) == (97, 61, "ffv1", False)
+    decoded = list(read_frames(path))
+    assert len(decoded) == 10
+    for got, want in zip(decoded, frames, strict=True):
+        assert got.dtype == np.uint8 and got.shape == (61, 97, 3)
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(("codec", "height", "width"), [("h264", 48, 64), ("h264", 61, 97), ("ffv1", 48, 64)])
+def test_frame_rate_and_count_are_exact(tmp_path, codec, height, width):
+    path = write(tmp_path / f"clip{output_suffix(codec)}", random_frames(13, height, width), codec)
+    info = probe(path)
+    assert info.frame_rate == Fraction(30000, 1001) and isinstance(info.frame_rate, Fraction)
+    assert (info.width, info.height) == (width, height)
+    decoded = list(read_frames(path))
+    assert len(decoded) == 13 and decoded[0].shape == (height, width, 3)
+    if codec == "h264":
+        assert info.num_frames == 13
+
+
+def test_h264_keeps_flat_colours(tmp_path):
+    # Tagged BT.709 on write and honoured on read: a flat colour survives within rounding.
+    frame = np.empty((48, 64, 3), np.uint8)
+    frame[:] = (200, 30, 90)
+    decoded = list(read_frames(write(tmp_path / "flat.mp4", [frame] * 3, "h264")))
+    assert np.abs(decoded[1].astype(int) - frame).max() <= 2
+
+
+def test_full_range_video_keeps_its_range(tmp_path):
+    # Phone cameras write full-range ("JPEG") YUV; decoding it as limited range would clip the colours.
+    colour = np.empty((48, 64, 3), np.uint8)
+    colour[:] = (250, 20, 5)
+    path = tmp_path / "full_range.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.color_range, stream.codec_context.colorspace = 2, 1  # JPEG range, BT.709
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(colour, format="rgb24")
+            frame = frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="JPEG")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    assert np.abs(next(read_frames(path)).astype(int) - colour).max() <= 3
+
+
+@pytest.mark.parametrize("codec", ["h264", "ffv1"])
+def test_audio_is_copied_packet_for_packet(tmp_path, codec):
+    source = plain_pyav_mp4(tmp_path / "with_audio.mp4", audio=True)
+    info = probe(source)
+    assert info.has_audio
+    out = write(tmp_path / f"out{output_suffix(codec)}", list(read_frames(source)), codec,
+                frame_rate=info.frame_rate, audio_from=str(source))
+    assert probe(out).has_audio
+    assert len(list(read_frames(out))) == 20
+    codec_in, packets_in = audio_packets(source)
+    codec_out, packets_out = audio_packets(out)
+    assert codec_out == codec_in == "aac"
+    assert len(packets_out) == len(packets_in) > 10
+    assert packets_out == packets_in
+
+
+def test_audio_from_a_silent_video_gives_a_silent_output(tmp_path):
+    source = plain_pyav_mp4(tmp_path / "silent.mp4")
+    out = write(tmp_path / "out.mp4", random_frames(5), "h264", audio_from=str(source))
+    assert not probe(out).has_audio
+
+
+def test_missing_audio_source_raises_and_leaves_nothing(tmp_path):
+    with pytest.raises(VideoError, match="gone.mp4"):
+        VideoWriter(tmp_path / "out.mp4", 64, 48, NTSC, audio_from=str(tmp_path / "gone.mp4"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_png_folder_output_and_input(tmp_path):
+    frames = random_frames(n=11, height=33, width=40)
+    folder = write(tmp_path / "frames", frames, "png")
+    assert sorted(p.name for p in folder.iterdir()) == [f"{i:06d}.png" for i in range(11)]
+    info = probe(folder)
+    assert (info.width, info.height, info.num_frames, info.frame_rate) == (40, 33, 11, Fraction(30))
+    assert (info.has_audio, info.codec) == (False, "png")
+    decoded = list(read_frames(folder))
+    assert len(decoded) == 11
+    for got, want in zip(decoded, frames, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_read_frames_streams(tmp_path):
+    # The second half of the file is gone: a reader that decodes the whole file before returning would
+    # fail on the first frame, a streaming one hands it over and fails only when it reaches the cut.
+    path = write(tmp_path / "long.mp4", random_frames(n=30), "h264")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    frames = read_frames(path)
+    assert inspect.isgenerator(frames)
+    first = next(frames)
+    assert first.shape == (48, 64, 3) and first.dtype == np.uint8
+    with pytest.raises(VideoError, match="long.mp4"):
+        list(frames)
+
+
+@pytest.mark.parametrize("make", ["missing", "text", "empty", "folder_without_frames", "audio_only"])
+def test_unreadable_inputs_raise_video_error_naming_the_path(tmp_path, make):
+    path = tmp_path / "input.mp4"
+    if make == "text":
+        path.write_text("this is not a video\n" * 20)
+    elif make == "empty":
+        path.write_bytes(b"")
+    elif make == "folder_without_frames":
+        path = tmp_path / "frames"
+        path.mkdir()
+        (path / "notes.txt").write_text("no frames here")
+    elif make == "audio_only":
+        with av.open(str(path), "w") as out:
+            out.add_stream("aac", rate=48000)
+    for attempt in (lambda: probe(path), lambda: list(read_frames(path))):
+        with pytest.raises(VideoError) as caught:
+            attempt()
+        assert str(path) in str(caught.value) and caught.value.path == str(path)
+
+
+@pytest.mark.parametrize("kind", ["pyav_mp4", "faststart_mp4", "ffv1_mkv"])
+def test_truncated_video_raises(tmp_path, kind):
+    if kind == "pyav_mp4":  # index at the end: cut away, so the file does not even open
+        path = plain_pyav_mp4(tmp_path / "cut.mp4")
+    else:  # our writer's output: mp4 with the index in front, mkv with its duration in front
+        codec = "h264" if kind == "faststart_mp4" else "ffv1"
+        path = write(tmp_path / f"cut{output_suffix(codec)}", random_frames(20), codec)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoError, match="cut.m"):
+        for _ in read_frames(path):
+            pass
+
+
+def test_truncated_mkv_missing_only_its_last_frame_raises(tmp_path):
+    path = write(tmp_path / "cut.mkv", random_frames(20), "ffv1")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 97 // 100])
+    with pytest.raises(VideoError, match="truncated"):
+        list(read_frames(path))
+
+
+@pytest.mark.parametrize("codec", ["h264", "ffv1", "png"])
+def test_writer_is_atomic(tmp_path, codec):
+    final = tmp_path / f"out{output_suffix(codec)}"
+    with pytest.raises(RuntimeError, match="boom"):
+        with VideoWriter(final, 64, 48, NTSC, codec=codec) as writer:
+            for frame in random_frames(5):
+                writer.write(frame)
+            assert not final.exists()
+            # x264 may still hold all five frames in its lookahead, and the file is created on the first
+            # packet, so for h264 the partial file may not exist yet.
+            partial = [p.name for p in tmp_path.iterdir()]
+            assert len(partial) == (0 if codec == "h264" else 1)
+            assert all(name.startswith(f".{final.name}.partial-") for name in partial)
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_abort_and_empty_writer_leave_nothing(tmp_path):
+    writer = VideoWriter(tmp_path / "a.mp4", 64, 48, NTSC)
+    writer.write(random_frames(1)[0])
+    writer.abort()
+    with pytest.raises(VideoError, match="no frames"):
+        VideoWriter(tmp_path / "b.mkv", 64, 48, NTSC, codec="ffv1").close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_overwrites_an_existing_file_only_on_success(tmp_path):
+    final = write(tmp_path / "out.mkv", random_frames(4, seed=1), "ffv1")
+    with pytest.raises(KeyboardInterrupt):
+        with VideoWriter(final, 64, 48, NTSC, codec="ffv1") as writer:
+            writer.write(random_frames(1, seed=2)[0])
+            raise KeyboardInterrupt
+    np.testing.assert_array_equal(next(read_frames(final)), random_frames(1, seed=1)[0])
+    write(final, random_frames(2, seed=3), "ffv1")
+    np.testing.assert_array_equal(next(read_frames(final)), random_frames(1, seed=3)[0])
+
+
+def test_bad_writer_arguments_raise_value_error_quoting_them(tmp_path):
+    with pytest.raises(ValueError, match="'vp9'"):
+        VideoWriter(tmp_path / "out.webm", 64, 48, NTSC, codec="vp9")
+    with pytest.raises(ValueError, match="'vp9'"):
+        output_suffix("vp9")
+    with pytest.raises(ValueError, match="29.97"):
+        VideoWriter(tmp_path / "out.mp4", 64, 48, 29.97)
+    with pytest.raises(ValueError, match="out.mkv"):
+        VideoWriter(tmp_path / "out.mkv", 64, 48, NTSC, codec="h264")
+    writer = VideoWriter(tmp_path / "out.mp4", 64, 48, NTSC)
+    with pytest.raises(ValueError, match=r"\(48, 64, 4\)"):
+        writer.write(np.zeros((48, 64, 4), np.uint8))
+    with pytest.raises(ValueError, match="float32"):
+        writer.write(np.zeros((48, 64, 3), np.float32))
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_suffix():
+    assert (output_suffix("h264"), output_suffix("ffv1"), output_suffix("png")) == (".mp4", ".mkv", "")
+
+
+def test_video_error_keeps_path_and_cause_through_pickle():
+    error = pickle.loads(pickle.dumps(VideoError("/data/a.mp4", "no such file")))
+    assert (error.path, error.cause, str(error)) == ("/data/a.mp4", "no such file", "/data/a.mp4: no such file")
