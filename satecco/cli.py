@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("upscale", help="upscale videos x4",
                              description="Upscale video files, frame folders, folders of videos or globs x4.")
     up.add_argument("inputs", nargs="+", metavar="INPUT")
+    up.add_argument("--config", metavar="FILE", help="YAML file of option defaults (e.g. configs/sd21.yaml)")
     up.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for OUTDIR/<stem>.<ext>")
     up.add_argument("--engine", choices=["local"], default="local", help="where to run (default: local)")
     up.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
@@ -82,8 +83,45 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def apply_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Let ``--config FILE`` (YAML: long option names -> values) set defaults; the command line wins."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    if not known.config:
+        return
+    import yaml
+
+    try:
+        with open(known.config) as handle:
+            values = yaml.safe_load(handle) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"{known.config}: cannot read config file ({error})") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"{known.config}: expected a mapping of option names to values")
+    commands = parser._subparsers._group_actions[0].choices
+    command = next((arg for arg in argv if arg in commands), None)
+    if command is None:
+        raise ValueError("--config needs a command, e.g. `satecco upscale --config FILE ...`")
+    subparser = commands[command]
+    options = {action.dest for action in subparser._actions}
+    defaults = {}
+    for key, value in values.items():
+        dest = str(key).replace("-", "_")
+        if dest not in options or dest in ("inputs", "config", "help"):
+            raise ValueError(f"{known.config}: unknown option {key!r}")
+        defaults[dest] = value
+    subparser.set_defaults(**defaults)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        apply_config_file(parser, argv)
+    except ValueError as error:
+        print(f"satecco: error: {error}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -27,10 +27,11 @@ def make_scheduler(config: DiffusionConfig):
     """A fresh diffusers scheduler for ``config.sampler`` with the configured betas."""
     if config.sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {config.sampler!r}; choose one of {sorted(SAMPLERS)}")
+    options = {"clip_sample": False, "set_alpha_to_one": True} if config.sampler == "ddim" else {}
     return SAMPLERS[config.sampler](
         num_train_timesteps=config.num_train_timesteps, beta_start=config.beta_start,
         beta_end=config.beta_end, beta_schedule=config.beta_schedule, prediction_type=config.prediction_type,
-        timestep_spacing="trailing",
+        timestep_spacing="trailing", **options,
     )
 
 

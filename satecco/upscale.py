@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -114,7 +115,7 @@ def run_local(inputs: list[str], outdir: str | Path, pipeline: SATeCoPipeline, s
                     log.debug("unexpected failure on %s", source, exc_info=True)
                 message = str(error) if str(error).startswith(source) else f"{source}: {error}"
                 results.append(VideoResult(source, None, "failed", 0, time.perf_counter() - started, message))
-                bar.write(f"satecco: error: {message}")
+                bar.write(f"satecco: error: {message}", file=sys.stderr)
     finally:
         bar.close()
     return results

@@ -7,54 +7,10 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from media import NTSC, audio_packets, plain_pyav_mp4, random_frames, write
 
 from satecco.errors import VideoError
 from satecco.video_io import VideoWriter, output_suffix, probe, read_frames
-
-NTSC = Fraction(30000, 1001)
-
-
-def random_frames(n=12, height=48, width=64, seed=0):
-    rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(n)]
-
-
-def write(path, frames, codec, frame_rate=NTSC, **kwargs):
-    height, width, _ = frames[0].shape
-    with VideoWriter(path, width, height, frame_rate, codec=codec, **kwargs) as writer:
-        for frame in frames:
-            writer.write(frame)
-    return path
-
-
-def plain_pyav_mp4(path, n=20, height=48, width=64, audio=False):
-    """An h264 mp4 written by PyAV directly (index at the end, as most encoders leave it), optionally
-    with an AAC track that runs as long as the video."""
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=NTSC)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        sound = out.add_stream("aac", rate=48000) if audio else None
-        for i, frame in enumerate(random_frames(n, height, width, seed=1)):
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            picture.pts = i
-            out.mux(video.encode(picture))
-        out.mux(video.encode(None))
-        if sound is not None:
-            samples, step = int(n / NTSC * 48000), 1024
-            for start in range(0, samples, step):
-                t = np.arange(start, start + step) / 48000
-                tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-                chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-                chunk.sample_rate, chunk.pts = 48000, start
-                out.mux(sound.encode(chunk))
-            out.mux(sound.encode(None))
-    return path
-
-
-def audio_packets(path):
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        return stream.codec_context.name, [bytes(p) for p in container.demux(stream) if p.size]
 
 
 def test_ffv1_round_trip_is_bit_exact(tmp_path):

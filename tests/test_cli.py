@@ -1,0 +1,123 @@
+"""`satecco upscale` as a user runs it: good and bad inputs side by side, real files only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media import NTSC, audio_packets, plain_pyav_mp4
+
+from satecco.cli import apply_config_file, build_parser, main
+from satecco.video_io import probe, read_frames
+
+
+def _bad_inputs(folder):
+    (folder / "notes.mp4").write_text("this is not a video\n")
+    (folder / "empty.mp4").write_bytes(b"")
+    whole = plain_pyav_mp4(folder / "whole.mp4", n=20, height=16, width=24).read_bytes()
+    (folder / "truncated.mp4").write_bytes(whole[: len(whole) // 2])
+    (folder / "whole.mp4").unlink()
+    return {"notes.mp4": "not a video", "empty.mp4": "", "truncated.mp4": "", "missing.mp4": "no such file"}
+
+
+def test_good_inputs_are_upscaled_bad_ones_fail_alone(tmp_path, capsys):
+    good = plain_pyav_mp4(tmp_path / "good.mp4", n=8, height=16, width=24, audio=True)
+    bad = _bad_inputs(tmp_path)
+    out = tmp_path / "out"
+    inputs = [str(tmp_path / name) for name in ["notes.mp4", "empty.mp4"]] + [str(good)] + [
+        str(tmp_path / name) for name in ["truncated.mp4", "missing.mp4"]]
+    code = main(["upscale", *inputs, "-o", str(out), "--steps", "2", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1
+
+    result = probe(out / "good.mp4")
+    assert (result.width, result.height) == (96, 64)
+    assert result.frame_rate == NTSC == Fraction(30000, 1001)
+    assert sum(1 for _ in read_frames(out / "good.mp4")) == 8
+    assert audio_packets(out / "good.mp4") == audio_packets(good)
+    assert f"{out / 'good.mp4'}" in captured.out
+
+    errors = [line for line in captured.err.splitlines() if line.startswith("satecco: error:")]
+    assert len(errors) == len(bad)
+    for name, cause in bad.items():
+        line = next(line for line in errors if str(tmp_path / name) in line)
+        assert cause in line
+    assert "4 of 5 inputs failed" in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["good.mp4"]  # nothing partial, nothing hidden
+
+
+def test_unwritable_output_folder_fails_every_input_with_its_name(tmp_path, capsys):
+    good = plain_pyav_mp4(tmp_path / "good.mp4", n=6, height=16, width=16)
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the output folder should go")
+    code = main(["upscale", str(good), "-o", str(blocker / "out"), "--steps", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"satecco: error: {good}:" in err and "Not a directory" in err
+
+
+def test_folder_glob_and_codecs(tmp_path, capsys):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i in range(2):
+        plain_pyav_mp4(clips / f"c{i}.mp4", n=6, height=16, width=16)
+    code = main(["upscale", str(clips), "-o", str(tmp_path / "ffv1"), "--codec", "ffv1", "--steps", "1",
+                 "--no-progress"])
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "ffv1").iterdir()) == ["c0.mkv", "c1.mkv"]
+    code = main(["upscale", str(clips / "c*.mp4"), "-o", str(tmp_path / "png"), "--codec", "png", "--steps", "1",
+                 "--no-progress"])
+    assert code == 0
+    frames = sorted((tmp_path / "png" / "c1").iterdir())
+    assert len(frames) == 6 and frames[0].name == "000000.png"
+    assert next(read_frames(tmp_path / "png" / "c1")).shape == (64, 64, 3)
+
+
+def test_tiled_run_and_configuration_errors(tmp_path, capsys):
+    clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=6, height=24, width=40)
+    code = main(["upscale", str(clip), "-o", str(tmp_path / "out"), "--tile", "16", "--tile-overlap", "8",
+                 "--steps", "1", "--no-progress"])
+    assert code == 0 and probe(tmp_path / "out" / "clip.mp4").width == 160
+    assert main(["upscale", str(clip), "-o", str(tmp_path / "o2"), "--weights", str(tmp_path / "none.st")]) == 2
+    assert "none.st: no such weights file" in capsys.readouterr().err
+
+
+def test_console_script_runs_and_same_seed_gives_same_output(tmp_path):
+    """The installed `satecco` command, twice with one seed (lossless output): identical frames."""
+    clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=6, height=16, width=16)
+    outputs = []
+    for run in range(2):
+        out = tmp_path / f"run{run}"
+        done = subprocess.run([sys.executable, "-m", "satecco.cli", "upscale", str(clip), "-o", str(out),
+                               "--codec", "ffv1", "--steps", "2", "--seed", "5"],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert str(out / "clip.mkv") in done.stdout
+        outputs.append(np.stack(list(read_frames(out / "clip.mkv"))))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def test_config_file_sets_defaults_and_the_command_line_wins(tmp_path, capsys):
+    clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=6, height=16, width=16)
+    config = tmp_path / "run.yaml"
+    config.write_text("codec: ffv1\nsteps: 1\nno-progress: true\n")
+    assert main(["upscale", str(clip), "-o", str(tmp_path / "a"), "--config", str(config)]) == 0
+    assert (tmp_path / "a" / "clip.mkv").is_file()
+    assert main(["upscale", str(clip), "-o", str(tmp_path / "b"), "--config", str(config), "--codec", "png"]) == 0
+    assert (tmp_path / "b" / "clip").is_dir()
+    config.write_text("colour: red\n")
+    assert main(["upscale", str(clip), "-o", str(tmp_path / "c"), "--config", str(config)]) == 2
+    assert "unknown option 'colour'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config", sorted(Path(__file__).parent.parent.glob("configs/*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(config):
+    parser = build_parser()
+    argv = ["-v", "upscale", "in.mp4", "-o", "out", "--config", str(config)]
+    apply_config_file(parser, argv)
+    args = parser.parse_args(argv)
+    assert args.preset in ("tiny", "sd21") and args.steps >= 1
