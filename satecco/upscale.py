@@ -94,13 +94,28 @@ def upscale_video(pipeline: SATeCoPipeline, source: str, target: Path, settings:
     return written
 
 
+def _known_frames(inputs: list[str]) -> int | None:
+    """Total frame count for the progress bar, when every input's container states it."""
+    total = 0
+    for source in inputs:
+        try:
+            count = probe(source).num_frames
+        except SateccoError:
+            continue  # reported when its turn comes
+        if count is None:
+            return None
+        total += count
+    return total
+
+
 def run_local(inputs: list[str], outdir: str | Path, pipeline: SATeCoPipeline, settings: VideoSettings,
               progress: bool = True) -> list[VideoResult]:
     """Upscale every input into ``outdir`` in this process; returns one result per input."""
     from tqdm import tqdm
 
     results = []
-    bar = tqdm(total=None, unit="frame", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=_known_frames(inputs) if progress else None, unit="frame", disable=not progress,
+               dynamic_ncols=True)
     try:
         for index, source in enumerate(inputs, 1):
             target = output_path(source, outdir, settings.codec)

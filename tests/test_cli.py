@@ -121,3 +121,26 @@ def test_shipped_configs_are_valid(config):
     apply_config_file(parser, argv)
     args = parser.parse_args(argv)
     assert args.preset in ("tiny", "sd21") and args.steps >= 1
+
+
+def test_base_model_and_weights_from_the_command_line(tiny, tmp_path):
+    """A checkpoint saved with save_pretrained plus a weights file, loaded by `satecco upscale`."""
+    from conftest import perturb_
+
+    from satecco.checkpoints import save_weights
+
+    folder = tmp_path / "base"
+    tiny.unet.save_pretrained(folder / "unet")
+    tiny.vae.save_pretrained(folder / "vae")
+    weights = tmp_path / "satecco.safetensors"
+    save_weights(weights, {"refiner": perturb_(tiny.refiner, std=0.2)})
+    clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=6, height=16, width=16)
+    common = ["--codec", "ffv1", "--steps", "1", "--no-progress"]
+    assert main(["upscale", str(clip), "-o", str(tmp_path / "plain"), *common]) == 0
+    assert main(["upscale", str(clip), "-o", str(tmp_path / "base-only"), "--base-model", str(folder), *common]) == 0
+    assert main(["upscale", str(clip), "-o", str(tmp_path / "trained"), "--base-model", str(folder),
+                 "--weights", str(weights), *common]) == 0
+    plain, base_only, trained = (np.stack(list(read_frames(tmp_path / d / "clip.mkv")))
+                                 for d in ("plain", "base-only", "trained"))
+    np.testing.assert_array_equal(base_only, plain)  # the saved base is the seeded default
+    assert np.abs(trained.astype(int) - plain).mean() > 1.0  # the refiner weights were used
