@@ -25,3 +25,8 @@ def model_to_frames(video: torch.Tensor) -> np.ndarray:
         raise ValueError(f"expected a (1, T, 3, H, W) video, got {tuple(video.shape)}")
     pixels = ((video[0].float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
     return rearrange(pixels, "t c h w -> t h w c").cpu().numpy()
+
+
+def quantize(frames: np.ndarray) -> np.ndarray:
+    """Float pixels in [0, 255] (any shape) -> uint8, rounded half to even and clipped."""
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8)

@@ -1,12 +1,23 @@
 """The SATeCo inference steps (paper Fig. 2) over one window of frames, with spatial tiling.
 
-``SATeCoPipeline`` holds no ``nn.Module`` of its own: it moves data through :class:`SATeCo` in the
-numbered steps of :meth:`SATeCoPipeline.upscale_clip` and handles padding, tiles and noise.
+``SATeCoPipeline`` holds no ``nn.Module`` of its own: it moves data through :class:`SATeCo` in
+numbered steps and handles padding, tiles and noise. The steps come in three parts that a
+distributed engine may place on different workers, because what passes between them is small
+(latents, not pixels or feature maps):
+
+- ``encode``: 1. upscaler ``X_u``, 2. VAE encoder ``Z`` (+ encoder features);
+- ``denoise``: 3. latent encoder ``G``, 4. SFA/TFA-guided denoising ``Z_0``;
+- ``decode``: 5. SFA/TFA-guided VAE decoder ``X_d``, 6. refiner ``X_H`` — it recomputes steps 1–2
+  when ``encode`` ran elsewhere (the upscaler and the VAE encoder cost far less than shipping
+  full-resolution features between machines).
+
 Noise is drawn per absolute frame index from the run's seed, on the CPU, for the whole padded
-frame, so a frame gets the same noise whichever window or tile it is processed in, and on any device.
+frame, so a frame gets the same noise whichever window, tile, worker or device processes it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,11 +30,29 @@ from satecco.models.satecco import SATeCo
 from satecco.presets import DiffusionConfig
 from satecco.windows import ramp, tile_starts
 
+PARTS = ("encode", "denoise", "decode")
+
 
 def frame_noise(seed: int, frame_index: int, shape: tuple[int, ...]) -> torch.Tensor:
     """Standard normal noise of ``shape`` for one frame, a pure function of ``(seed, frame_index)``."""
     state = int(np.random.SeedSequence([seed, frame_index]).generate_state(1, dtype=np.uint64)[0] >> 1)
     return torch.randn(shape, generator=torch.Generator().manual_seed(state))
+
+
+@dataclass
+class WindowTiles:
+    """One window, padded and cut into tiles.
+
+    ``lr`` ``(1, T, 3, ph, pw)`` in [-1, 1]; ``noise`` ``(T, c, ph·s/f, pw·s/f)``; ``boxes`` the LR
+    ``(y, x)`` of each ``tile`` ``(th, tw)``; ``size`` the unpadded LR ``(h, w)``.
+    """
+
+    lr: torch.Tensor
+    noise: torch.Tensor
+    boxes: list[tuple[int, int]]
+    tile: tuple[int, int]
+    size: tuple[int, int]
+    latent_per_pixel: float
 
 
 class SATeCoPipeline:
@@ -54,23 +83,22 @@ class SATeCoPipeline:
     def _round_up(self, pixels: int) -> int:
         return -(-pixels // self.lr_multiple) * self.lr_multiple
 
+    # -- the three parts, on one tile ------------------------------------------------------------
     @torch.inference_mode()
-    def upscale_clip(self, lr: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """One clip through SATeCo.
-
-        Args:
-            lr: ``X_L`` ``(1, T, 3, h, w)`` in [-1, 1], ``h, w`` multiples of ``lr_multiple``.
-            noise: ``(T, c, s·h/f, s·w/f)`` latent noise (``s`` scale, ``f`` VAE factor).
-
-        Returns:
-            ``X_H`` ``(1, T, 3, s·h, s·w)``.
-        """
-        model, frames = self.model, lr.shape[1]
-        lr = lr.to(self.device, self.dtype)
+    def encode(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Steps 1–2. ``lr`` ``X_L`` ``(1, T, 3, h, w)`` -> ``X_u`` ``(1, T, 3, sh, sw)``, ``Z`` ``(T, c, sh/f, sw/f)``,
+        encoder features."""
         # 1. video upscaler: X_u
-        upscaled = model.upscaler(lr)
+        upscaled = self.model.upscaler(lr.to(self.device, self.dtype))
         # 2. VAE encoder: latent Z and the encoder features that guide the VAE decoder
-        latents, encoder_features = model.encode(upscaled)
+        latents, features = self.model.encode(upscaled)
+        return upscaled, latents, features
+
+    @torch.inference_mode()
+    def denoise(self, latents: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Steps 3–4. ``Z`` and ``noise`` ``(T, c, h, w)`` -> ``Z_0`` ``(T, c, h, w)``."""
+        model, frames = self.model, latents.shape[0]
+        latents = latents.to(self.device, self.dtype)
         # 3. latent encoder: guidance G for every UNet decoder block
         guidance = model.latent_encoder(latents)
 
@@ -78,14 +106,31 @@ class SATeCoPipeline:
         def predict(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return model.predict_noise(z, t, guidance, frames)
 
-        denoised = denoise(predict, latents, noise.to(self.device, self.dtype), self.diffusion)
-        # 5. SFA/TFA-guided VAE decoder: X_d
-        decoded = model.decode(denoised, encoder_features, frames)
-        # 6. refiner: X_H
-        return model.refiner(upscaled, decoded).clamp(-1, 1)
+        return denoise(predict, latents, noise.to(self.device, self.dtype), self.diffusion)
 
-    def upscale_window(self, frames: np.ndarray, first_frame: int, seed: int) -> np.ndarray:
-        """``(T, h, w, 3)`` uint8 frames numbered from ``first_frame`` -> ``(T, s·h, s·w, 3)`` float32 in [0, 255]."""
+    @torch.inference_mode()
+    def decode(self, lr: torch.Tensor, denoised: torch.Tensor, upscaled: torch.Tensor | None = None,
+               features: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Steps 5–6. ``Z_0`` ``(T, c, h, w)`` -> ``X_H`` ``(1, T, 3, sh, sw)`` in [-1, 1].
+
+        ``upscaled`` and ``features`` come from :meth:`encode` on the same ``lr``; without them steps
+        1–2 are recomputed here.
+        """
+        if upscaled is None or features is None:
+            upscaled, _, features = self.encode(lr)
+        # 5. SFA/TFA-guided VAE decoder: X_d
+        decoded = self.model.decode(denoised.to(self.device, self.dtype), features, denoised.shape[0])
+        # 6. refiner: X_H
+        return self.model.refiner(upscaled, decoded).clamp(-1, 1)
+
+    def upscale_clip(self, lr: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Steps 1–6 on one clip: ``X_L`` ``(1, T, 3, h, w)``, noise ``(T, c, sh/f, sw/f)`` -> ``X_H``."""
+        upscaled, latents, features = self.encode(lr)
+        return self.decode(lr, self.denoise(latents, noise), upscaled, features)
+
+    # -- windows and tiles -------------------------------------------------------------------------
+    def prepare(self, frames: np.ndarray, first_frame: int, seed: int) -> WindowTiles:
+        """Pad ``(T, h, w, 3)`` uint8 frames numbered from ``first_frame``, draw their noise, place the tiles."""
         count, height, width, _ = frames.shape
         lr = frames_to_model(frames)
         pad_h, pad_w = (-height) % self.lr_multiple, (-width) % self.lr_multiple
@@ -96,22 +141,68 @@ class SATeCoPipeline:
         factor = self.scale / self.model.vae_scale  # LR pixels -> latent pixels
         latent_shape = (self.model.vae.config.latent_channels, round(ph * factor), round(pw * factor))
         noise = torch.stack([frame_noise(seed, first_frame + i, latent_shape) for i in range(count)])
-
         tile_h = ph if self.tile is None else min(self.tile, ph)
         tile_w = pw if self.tile is None else min(self.tile, pw)
-        s = self.scale
+        boxes = [(y, x) for y in tile_starts(ph, tile_h, self.tile_overlap)
+                 for x in tile_starts(pw, tile_w, self.tile_overlap)]
+        return WindowTiles(lr, noise, boxes, (tile_h, tile_w), (height, width), factor)
+
+    @staticmethod
+    def tile_inputs(work: WindowTiles, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """LR ``(1, T, 3, th, tw)`` and noise ``(T, c, th·s/f, tw·s/f)`` of tile ``index``."""
+        (y, x), (th, tw), k = work.boxes[index], work.tile, work.latent_per_pixel
+        return (work.lr[:, :, :, y:y + th, x:x + tw],
+                work.noise[:, :, round(y * k):round((y + th) * k), round(x * k):round((x + tw) * k)])
+
+    def merge(self, work: WindowTiles, outputs: list[torch.Tensor]) -> np.ndarray:
+        """Feather-blend tile outputs ``X_H`` ``(1, T, 3, th·s, tw·s)`` -> ``(T, h·s, w·s, 3)`` float32 in [0, 255]."""
+        s, (th, tw) = self.scale, work.tile
+        _, count, _, ph, pw = work.lr.shape
         total = torch.zeros(count, 3, ph * s, pw * s)
         weight = torch.zeros(1, 1, ph * s, pw * s)
-        for y in tile_starts(ph, tile_h, self.tile_overlap):
-            for x in tile_starts(pw, tile_w, self.tile_overlap):
-                out = self.upscale_clip(
-                    lr[:, :, :, y:y + tile_h, x:x + tile_w],
-                    noise[:, :, round(y * factor):round((y + tile_h) * factor),
-                          round(x * factor):round((x + tile_w) * factor)],
-                )[0].float().cpu()
-                fade = self.tile_overlap * s
-                mask = torch.from_numpy(np.outer(ramp(tile_h * s, fade), ramp(tile_w * s, fade)))[None, None]
-                total[:, :, y * s:(y + tile_h) * s, x * s:(x + tile_w) * s] += out * mask
-                weight[:, :, y * s:(y + tile_h) * s, x * s:(x + tile_w) * s] += mask
+        fade = self.tile_overlap * s
+        mask = torch.from_numpy(np.outer(ramp(th * s, fade), ramp(tw * s, fade)))[None, None]
+        for (y, x), out in zip(work.boxes, outputs, strict=True):
+            total[:, :, y * s:(y + th) * s, x * s:(x + tw) * s] += out[0].float().cpu() * mask
+            weight[:, :, y * s:(y + th) * s, x * s:(x + tw) * s] += mask
+        height, width = work.size
         video = (total / weight)[:, :, :height * s, :width * s]
         return rearrange((video + 1.0) * 127.5, "t c h w -> t h w c").numpy()
+
+    def run_window(self, frames: np.ndarray, first_frame: int, seed: int, parts: tuple[str, ...] = PARTS,
+                   carried: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Run ``parts`` (consecutive, from :data:`PARTS`) on one window, every tile.
+
+        ``carried`` holds what earlier parts produced elsewhere: ``latents`` for ``denoise``,
+        ``denoised`` for ``decode`` (``(P, T, c, h, w)`` float32, one entry per tile). Returns what the
+        last part produced: ``latents``, ``denoised``, or ``frames`` ``(T, sh, sw, 3)`` float32 in [0, 255].
+        """
+        carried = carried or {}
+        work = self.prepare(frames, first_frame, seed)
+        produced: dict[str, list] = {"latents": [], "denoised": [], "frames": []}
+        for index in range(len(work.boxes)):
+            lr, noise = self.tile_inputs(work, index)
+            upscaled = features = latents = None
+            if "encode" in parts:
+                upscaled, latents, features = self.encode(lr)
+            elif "denoise" in parts:
+                latents = torch.from_numpy(carried["latents"][index])
+            if "denoise" in parts:
+                denoised = self.denoise(latents, noise)
+            elif "decode" in parts:
+                denoised = torch.from_numpy(carried["denoised"][index])
+            else:
+                produced["latents"].append(latents.float().cpu().numpy())
+                continue
+            if "decode" not in parts:
+                produced["denoised"].append(denoised.float().cpu().numpy())
+                continue
+            produced["frames"].append(self.decode(lr, denoised, upscaled, features))
+        if "decode" in parts:
+            return {"frames": self.merge(work, produced["frames"])}
+        key = "denoised" if "denoise" in parts else "latents"
+        return {key: np.stack(produced[key])}
+
+    def upscale_window(self, frames: np.ndarray, first_frame: int, seed: int) -> np.ndarray:
+        """``(T, h, w, 3)`` uint8 frames numbered from ``first_frame`` -> ``(T, s·h, s·w, 3)`` float32 in [0, 255]."""
+        return self.run_window(frames, first_frame, seed)["frames"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from satecco.errors import SateccoError
+from satecco.layout import quantize
 from satecco.pipeline import SATeCoPipeline
 from satecco.video_io import EXTENSIONS, VideoWriter, output_suffix, probe, read_frames
 from satecco.windows import TemporalBlender, iter_windows
@@ -81,10 +82,10 @@ def upscale_video(pipeline: SATeCoPipeline, source: str, target: Path, settings:
     written = 0
     with VideoWriter(target, info.width * scale, info.height * scale, info.frame_rate, codec=settings.codec,
                      crf=settings.crf, audio_from=source if info.has_audio else None) as writer:
-        def emit(frames: list[np.ndarray]) -> None:
+        def emit(frames: list[tuple[int, np.ndarray]]) -> None:
             nonlocal written
-            for frame in frames:
-                writer.write(np.clip(np.rint(frame), 0, 255).astype(np.uint8))
+            for _, frame in frames:
+                writer.write(quantize(frame))
             written += len(frames)
             on_frames(len(frames))
 

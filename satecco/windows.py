@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,6 +36,58 @@ def iter_windows(frames: Iterable[np.ndarray], length: int, overlap: int) -> Ite
         yield max(seen - length, 0), np.stack(buffer)
 
 
+def plan_windows(num_frames: int, length: int, overlap: int) -> list[int]:
+    """Window starts for a video of ``num_frames``: exactly those :func:`iter_windows` yields."""
+    if num_frames < 1:
+        raise ValueError(f"a video needs at least one frame, got {num_frames}")
+    if length < 1 or not 0 <= overlap < length:
+        raise ValueError(f"window length {length} and overlap {overlap}: need 0 <= overlap < length")
+    if num_frames <= length:
+        return [0]
+    starts = list(range(0, num_frames - length + 1, length - overlap))
+    return starts + [num_frames - length] if starts[-1] + length < num_frames else starts
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of consecutive windows that one worker upscales and writes as one part file.
+
+    It computes ``windows`` (their starts, each ``length`` frames) and keeps the finished frames
+    ``emit_start <= index < emit_stop``; a window shared with the next segment is computed by both
+    (deterministic, since noise belongs to the frame index) so that no blend crosses a segment border.
+    """
+
+    index: int
+    windows: tuple[int, ...]
+    length: int
+    emit_start: int
+    emit_stop: int
+
+    @property
+    def read_start(self) -> int:
+        return self.windows[0]
+
+    @property
+    def read_stop(self) -> int:
+        return self.windows[-1] + self.length
+
+
+def plan_segments(num_frames: int, length: int, overlap: int, windows_per_segment: int) -> list[Segment]:
+    """Cut a video into segments of ``windows_per_segment`` windows (plus the one each shares onward)."""
+    if windows_per_segment < 1:
+        raise ValueError(f"windows_per_segment must be at least 1, got {windows_per_segment}")
+    starts = plan_windows(num_frames, length, overlap)
+    length = min(length, num_frames)
+    segments = []
+    for index, first in enumerate(range(0, len(starts), windows_per_segment)):
+        last = min(first + windows_per_segment, len(starts)) - 1
+        emit_start = 0 if first == 0 else starts[first - 1] + length
+        emit_stop = num_frames if last == len(starts) - 1 else starts[last] + length
+        needed = tuple(s for s in starts if s < emit_stop and s + length > emit_start)
+        segments.append(Segment(index, needed, length, emit_start, emit_stop))
+    return segments
+
+
 def ramp(size: int, fade: int) -> np.ndarray:
     """Weights ``(size,)`` rising linearly over ``fade`` samples at both ends, 1 in between (never 0)."""
     position = np.arange(size, dtype=np.float32)
@@ -55,8 +108,8 @@ class TemporalBlender:
         self._weight: dict[int, float] = {}
         self._next = 0
 
-    def add(self, start: int, frames: np.ndarray) -> list[np.ndarray]:
-        """Add ``(T, H, W, C)`` float frames for ``start..start+T-1``; returns the frames now final."""
+    def add(self, start: int, frames: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Add ``(T, H, W, C)`` float frames for ``start..start+T-1``; returns ``(index, frame)`` now final."""
         done = self._flush(upto=start)
         weights = ramp(len(frames), self.overlap)
         for offset, (frame, weight) in enumerate(zip(frames, weights, strict=True)):
@@ -67,16 +120,16 @@ class TemporalBlender:
             self._weight[index] = self._weight.get(index, 0.0) + float(weight)
         return done
 
-    def finish(self) -> list[np.ndarray]:
-        """All frames still pending."""
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        """All frames still pending, as ``(index, frame)``."""
         return self._flush(upto=None)
 
-    def _flush(self, upto: int | None) -> list[np.ndarray]:
+    def _flush(self, upto: int | None) -> list[tuple[int, np.ndarray]]:
         done = []
         for index in sorted(self._sum):
             if upto is not None and index >= upto:
                 break
-            done.append(self._sum.pop(index) / self._weight.pop(index))
+            done.append((index, self._sum.pop(index) / self._weight.pop(index)))
             self._next = index + 1
         return done
 

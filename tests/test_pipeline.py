@@ -79,7 +79,8 @@ def test_blending_spreads_window_disagreement_over_the_overlap():
             out += blender.add(start, window + k * offset)  # window k is off by k * offset
         out += blender.finish()
         assert len(out) == count
-        return np.diff(np.array(out))
+        assert [i for i, _ in out] == list(range(count))
+        return np.diff(np.array([frame for _, frame in out]))
 
     hard = transitions(0)
     soft = transitions(overlap)
@@ -102,7 +103,7 @@ def test_window_borders_leave_no_seam_in_real_output(tiny_parts, footage):
         spans.append(range(start, start + len(window)))
         out += blender.add(start, pipeline.upscale_window(window, start, seed=0))
     out += blender.finish()
-    change = np.abs(np.diff(np.stack(out), axis=0)).mean(axis=(1, 2, 3))
+    change = np.abs(np.diff(np.stack([frame for _, frame in out]), axis=0)).mean(axis=(1, 2, 3))
     cover = [frozenset(i for i, span in enumerate(spans) if t in span) for t in range(len(out))]
     border = [change[t] for t in range(len(change)) if cover[t] != cover[t + 1]]
     inside = [change[t] for t in range(len(change)) if cover[t] == cover[t + 1]]
