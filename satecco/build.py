@@ -16,7 +16,8 @@ from satecco.models.latent_encoder import LatentEncoder
 from satecco.models.refiner import VideoRefiner
 from satecco.models.satecco import SATeCo, decoder_geometry
 from satecco.models.upscaler import VideoUpscaler
-from satecco.presets import DiffusionConfig, Preset
+from satecco.pipeline import SATeCoPipeline
+from satecco.presets import DiffusionConfig, ModelSpec, Preset, get_preset
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +124,14 @@ def build_model(preset: Preset, base_model: str | Path | None = None, weights: s
     if base.prediction_type:
         diffusion = replace(diffusion, prediction_type=base.prediction_type)
     return model, diffusion
+
+
+def build_pipeline(spec: ModelSpec):
+    """The :class:`SATeCoPipeline` for ``spec`` on this process's device."""
+    device = spec.device if spec.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = spec.dtype if spec.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
+    preset = get_preset(spec.preset).with_diffusion(steps=spec.steps, start_step=spec.start_step,
+                                                    sampler=spec.sampler)
+    model, diffusion = build_model(preset, base_model=spec.base_model, weights=spec.weights)
+    return SATeCoPipeline(model, diffusion, device=device, dtype=getattr(torch, dtype), tile=spec.tile,
+                          tile_overlap=spec.tile_overlap)

@@ -31,7 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("inputs", nargs="+", metavar="INPUT")
     up.add_argument("--config", metavar="FILE", help="YAML file of option defaults (e.g. configs/sd21.yaml)")
     up.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for OUTDIR/<stem>.<ext>")
-    up.add_argument("--engine", choices=["local"], default="local", help="where to run (default: local)")
+    up.add_argument("--engine", choices=["ray", "local"], default="ray",
+                    help="ray: Ray Data pipeline, local or on a cluster (default); local: in this process")
+    up.add_argument("--address", help="Ray cluster to join (auto, ray://host:10001, host:6379); "
+                                      "default: start a local instance on loopback")
+    up.add_argument("--pipeline-config", metavar="FILE",
+                    help="stage groups, actor pools and resources for the Ray engine (configs/pipeline/*.yaml)")
     up.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
                     help="model preset (default: tiny, the embedded default)")
     up.add_argument("--base-model", metavar="DIR", help="local diffusers folder with unet/ and vae/")
@@ -56,31 +61,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
-    import torch
+    from satecco.build import build_pipeline
+    from satecco.presets import ModelSpec
+    from satecco.upscale import VideoSettings, expand_inputs
 
-    from satecco.build import build_model
-    from satecco.pipeline import SATeCoPipeline
-    from satecco.presets import get_preset
-    from satecco.upscale import VideoSettings, expand_inputs, run_local
-
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype_name = args.dtype if args.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
-    preset = get_preset(args.preset).with_diffusion(steps=args.steps, start_step=args.start_step,
-                                                    sampler=args.sampler)
-    model, diffusion = build_model(preset, base_model=args.base_model, weights=args.weights, seed=0)
-    pipeline = SATeCoPipeline(model, diffusion, device=device, dtype=getattr(torch, dtype_name),
-                              tile=args.tile, tile_overlap=args.tile_overlap)
     settings = VideoSettings(window=args.window, window_overlap=args.window_overlap, seed=args.seed,
                              codec=args.codec, crf=args.crf)
-    results = run_local(expand_inputs(args.inputs), args.output, pipeline, settings,
-                        progress=not args.no_progress)
+    inputs = expand_inputs(args.inputs)
+    spec = ModelSpec(preset=args.preset, base_model=args.base_model, weights=args.weights, steps=args.steps,
+                     start_step=args.start_step, sampler=args.sampler, device=args.device, dtype=args.dtype,
+                     tile=args.tile, tile_overlap=args.tile_overlap)
+    if args.engine == "ray":
+        from pipelines.config import load_pipeline_config
+        from pipelines.upscale import run_ray
+
+        _check_model_files(spec)
+        results = run_ray(inputs, args.output, spec, settings, load_pipeline_config(args.pipeline_config),
+                          address=args.address, progress=not args.no_progress)
+    else:
+        from satecco.upscale import run_local
+
+        results = run_local(inputs, args.output, build_pipeline(spec), settings, progress=not args.no_progress)
     for result in results:
         if result.status == "ok":
             print(f"{result.output}  ({result.frames} frames, {result.seconds:.1f} s)")
-    failed = [r for r in results if r.status != "ok"]
+        elif result.status == "skipped":
+            print(f"{result.output}  (already there, skipped)")
+    failed = [r for r in results if r.status == "failed"]
     if failed:
         print(f"satecco: {len(failed)} of {len(results)} inputs failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _check_model_files(spec) -> None:
+    """Fail fast, before any cluster work, on a model the workers could not build."""
+    from satecco.build import build_model
+    from satecco.presets import get_preset
+
+    if spec.weights or spec.base_model:
+        build_model(get_preset(spec.preset), base_model=spec.base_model, weights=spec.weights)
 
 
 def apply_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> None:

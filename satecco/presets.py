@@ -108,3 +108,19 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return PRESETS[name]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How every actor builds the same model (paths must be readable on every node)."""
+
+    preset: str = "tiny"
+    base_model: str | None = None
+    weights: str | None = None
+    steps: int | None = None
+    start_step: int | None = None
+    sampler: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    tile: int | None = None
+    tile_overlap: int = 16

@@ -43,10 +43,11 @@ class VideoResult:
 
     input: str
     output: str | None
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "skipped" (output already there) or "failed"
     frames: int = 0
     seconds: float = 0.0
     error: str | None = None
+    reused_parts: int = 0  # Ray engine: part files left by an interrupted run and not recomputed
 
 
 def expand_inputs(items: Iterable[str]) -> list[str]:

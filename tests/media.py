@@ -23,14 +23,25 @@ def write(path, frames, codec, frame_rate=NTSC, **kwargs):
     return path
 
 
-def plain_pyav_mp4(path, n=20, height=48, width=64, audio=False):
+def moving_frames(n=12, height=48, width=64):
+    """Smooth colour ramps that drift from frame to frame: unlike noise, x264 codes them with B-frames."""
+    y, x = np.mgrid[0:height, 0:width]
+    return [np.stack([x * 8 + i * 3, y * 8 + i * 5, (x + y) * 4 + i * 7], axis=-1).astype(np.uint8)
+            for i in range(n)]
+
+
+def plain_pyav_mp4(path, n=20, height=48, width=64, audio=False, gop=None, frames=None):
     """An h264 mp4 written by PyAV directly (index at the end, as most encoders leave it), optionally
-    with an AAC track that runs as long as the video."""
+    with an AAC track that runs as long as the video. ``gop`` sets x264's keyframe interval (default
+    250); ``frames`` replaces the ``n`` random frames; another suffix (``.ts``, ``.avi``) gets that
+    container instead."""
+    frames = random_frames(n, height, width, seed=1) if frames is None else frames
+    n, (height, width, _) = len(frames), frames[0].shape
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=NTSC)
+        video = out.add_stream("libx264", rate=NTSC, options={} if gop is None else {"g": str(gop)})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         sound = out.add_stream("aac", rate=48000) if audio else None
-        for i, frame in enumerate(random_frames(n, height, width, seed=1)):
+        for i, frame in enumerate(frames):
             picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
             picture.pts = i
             out.mux(video.encode(picture))

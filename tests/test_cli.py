@@ -30,7 +30,7 @@ def test_good_inputs_are_upscaled_bad_ones_fail_alone(tmp_path, capsys):
     out = tmp_path / "out"
     inputs = [str(tmp_path / name) for name in ["notes.mp4", "empty.mp4"]] + [str(good)] + [
         str(tmp_path / name) for name in ["truncated.mp4", "missing.mp4"]]
-    code = main(["upscale", *inputs, "-o", str(out), "--steps", "2", "--no-progress"])
+    code = main(["upscale", "--engine", "local", *inputs, "-o", str(out), "--steps", "2", "--no-progress"])
     captured = capsys.readouterr()
     assert code == 1
 
@@ -54,7 +54,7 @@ def test_unwritable_output_folder_fails_every_input_with_its_name(tmp_path, caps
     good = plain_pyav_mp4(tmp_path / "good.mp4", n=6, height=16, width=16)
     blocker = tmp_path / "file"
     blocker.write_text("a file where the output folder should go")
-    code = main(["upscale", str(good), "-o", str(blocker / "out"), "--steps", "1", "--no-progress"])
+    code = main(["upscale", "--engine", "local", str(good), "-o", str(blocker / "out"), "--steps", "1", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1
     assert f"satecco: error: {good}:" in err and "Not a directory" in err
@@ -65,11 +65,11 @@ def test_folder_glob_and_codecs(tmp_path, capsys):
     clips.mkdir()
     for i in range(2):
         plain_pyav_mp4(clips / f"c{i}.mp4", n=6, height=16, width=16)
-    code = main(["upscale", str(clips), "-o", str(tmp_path / "ffv1"), "--codec", "ffv1", "--steps", "1",
+    code = main(["upscale", "--engine", "local", str(clips), "-o", str(tmp_path / "ffv1"), "--codec", "ffv1", "--steps", "1",
                  "--no-progress"])
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "ffv1").iterdir()) == ["c0.mkv", "c1.mkv"]
-    code = main(["upscale", str(clips / "c*.mp4"), "-o", str(tmp_path / "png"), "--codec", "png", "--steps", "1",
+    code = main(["upscale", "--engine", "local", str(clips / "c*.mp4"), "-o", str(tmp_path / "png"), "--codec", "png", "--steps", "1",
                  "--no-progress"])
     assert code == 0
     frames = sorted((tmp_path / "png" / "c1").iterdir())
@@ -79,10 +79,10 @@ def test_folder_glob_and_codecs(tmp_path, capsys):
 
 def test_tiled_run_and_configuration_errors(tmp_path, capsys):
     clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=6, height=24, width=40)
-    code = main(["upscale", str(clip), "-o", str(tmp_path / "out"), "--tile", "16", "--tile-overlap", "8",
+    code = main(["upscale", "--engine", "local", str(clip), "-o", str(tmp_path / "out"), "--tile", "16", "--tile-overlap", "8",
                  "--steps", "1", "--no-progress"])
     assert code == 0 and probe(tmp_path / "out" / "clip.mp4").width == 160
-    assert main(["upscale", str(clip), "-o", str(tmp_path / "o2"), "--weights", str(tmp_path / "none.st")]) == 2
+    assert main(["upscale", "--engine", "local", str(clip), "-o", str(tmp_path / "o2"), "--weights", str(tmp_path / "none.st")]) == 2
     assert "none.st: no such weights file" in capsys.readouterr().err
 
 
@@ -92,7 +92,7 @@ def test_console_script_runs_and_same_seed_gives_same_output(tmp_path):
     outputs = []
     for run in range(2):
         out = tmp_path / f"run{run}"
-        done = subprocess.run([sys.executable, "-m", "satecco.cli", "upscale", str(clip), "-o", str(out),
+        done = subprocess.run([sys.executable, "-m", "satecco.cli", "upscale", "--engine", "local", str(clip), "-o", str(out),
                                "--codec", "ffv1", "--steps", "2", "--seed", "5"],
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
@@ -105,12 +105,12 @@ def test_config_file_sets_defaults_and_the_command_line_wins(tmp_path, capsys):
     clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=6, height=16, width=16)
     config = tmp_path / "run.yaml"
     config.write_text("codec: ffv1\nsteps: 1\nno-progress: true\n")
-    assert main(["upscale", str(clip), "-o", str(tmp_path / "a"), "--config", str(config)]) == 0
+    assert main(["upscale", "--engine", "local", str(clip), "-o", str(tmp_path / "a"), "--config", str(config)]) == 0
     assert (tmp_path / "a" / "clip.mkv").is_file()
-    assert main(["upscale", str(clip), "-o", str(tmp_path / "b"), "--config", str(config), "--codec", "png"]) == 0
+    assert main(["upscale", "--engine", "local", str(clip), "-o", str(tmp_path / "b"), "--config", str(config), "--codec", "png"]) == 0
     assert (tmp_path / "b" / "clip").is_dir()
     config.write_text("colour: red\n")
-    assert main(["upscale", str(clip), "-o", str(tmp_path / "c"), "--config", str(config)]) == 2
+    assert main(["upscale", "--engine", "local", str(clip), "-o", str(tmp_path / "c"), "--config", str(config)]) == 2
     assert "unknown option 'colour'" in capsys.readouterr().err
 
 
@@ -136,9 +136,9 @@ def test_base_model_and_weights_from_the_command_line(tiny, tmp_path):
     save_weights(weights, {"refiner": perturb_(tiny.refiner, std=0.2)})
     clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=6, height=16, width=16)
     common = ["--codec", "ffv1", "--steps", "1", "--no-progress"]
-    assert main(["upscale", str(clip), "-o", str(tmp_path / "plain"), *common]) == 0
-    assert main(["upscale", str(clip), "-o", str(tmp_path / "base-only"), "--base-model", str(folder), *common]) == 0
-    assert main(["upscale", str(clip), "-o", str(tmp_path / "trained"), "--base-model", str(folder),
+    assert main(["upscale", "--engine", "local", str(clip), "-o", str(tmp_path / "plain"), *common]) == 0
+    assert main(["upscale", "--engine", "local", str(clip), "-o", str(tmp_path / "base-only"), "--base-model", str(folder), *common]) == 0
+    assert main(["upscale", "--engine", "local", str(clip), "-o", str(tmp_path / "trained"), "--base-model", str(folder),
                  "--weights", str(weights), *common]) == 0
     plain, base_only, trained = (np.stack(list(read_frames(tmp_path / d / "clip.mkv")))
                                  for d in ("plain", "base-only", "trained"))

@@ -1,0 +1,110 @@
+"""The Ray Data stages: decode tasks, SATeCo stage actors, segment writers.
+
+Every stage works on one segment per row and passes error rows through untouched, so one bad
+video fails alone. Model stages do no file I/O; reading and writing have their own stages.
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from satecco.errors import SateccoError
+from satecco.presets import ModelSpec
+from satecco.video_io import VideoWriter, read_frames
+
+
+def _failed(row: dict, error: Exception) -> dict:
+    message = str(error) if isinstance(error, SateccoError) else f"{row['video']}: {type(error).__name__}: {error}"
+    return {**row, "error": message}
+
+
+def decode_segment(row: dict) -> dict:
+    """CPU task: read the segment's LR frames and cut them into its windows ``(W, T, h, w, 3)`` uint8."""
+    if row["error"]:
+        return row
+    started = time.perf_counter()
+    starts = np.asarray(row["windows"], dtype=np.int64)
+    first, length = int(starts[0]), int(row["length"])
+    try:
+        frames = np.stack(list(read_frames(row["source"], first, int(starts[-1]) + length)))
+        if len(frames) < int(starts[-1]) - first + length:
+            raise SateccoError(f"{row['video']}: ended after {first + len(frames)} frames, expected "
+                               f"{int(starts[-1]) + length}")
+    except Exception as error:  # noqa: BLE001 - reported per video, never stops the run
+        return _failed(row, error)
+    windows = np.stack([frames[s - first:s - first + length] for s in starts])
+    return {**row, "lr": windows, "busy_decode": time.perf_counter() - started}
+
+
+class SATeCoStage:
+    """Actor: runs some of the pipeline's parts on every segment it gets (weights loaded once).
+
+    ``__call__`` takes and returns a numpy batch of one segment; its outputs replace its inputs, so
+    only latents travel between groups and only uint8 frames leave the last one.
+    """
+
+    def __init__(self, spec: ModelSpec, parts: tuple[str, ...], name: str, seed: int, overlap: int):
+        from satecco.build import build_pipeline
+
+        self.pipeline = build_pipeline(spec)
+        self.parts, self.name, self.seed, self.overlap = tuple(parts), name, seed, overlap
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from satecco.segments import run_segment
+
+        row = {key: value[0] for key, value in batch.items()}
+        if not row["error"]:
+            started = time.perf_counter()
+            carried = {key: row.pop(key) for key in ("latents", "denoised") if key in row}
+            try:
+                out = run_segment(self.pipeline, row["lr"], np.asarray(row["windows"]),
+                                  (int(row["emit_start"]), int(row["emit_stop"])), self.seed, self.overlap,
+                                  self.parts, carried)
+            except Exception as error:  # noqa: BLE001 - one bad segment must not stop the run
+                row = _failed(row, error)
+            else:
+                row.update(out)
+                if "decode" in self.parts:
+                    row.pop("lr")
+                row[f"busy_{self.name}"] = time.perf_counter() - started
+        return {key: _batch_of_one(value) for key, value in row.items()}
+
+
+def _batch_of_one(value) -> np.ndarray:
+    """A batch column of one row (ragged arrays and strings included)."""
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return value[None]
+    column = np.empty(1, dtype=object)
+    column[0] = value
+    return column
+
+
+def write_segment(row: dict) -> dict:
+    """CPU task: encode the segment's frames to its part file (atomically); keep only small columns."""
+    if row["error"]:
+        return {k: v for k, v in row.items() if k not in ("lr", "frames", "latents", "denoised")}
+    started = time.perf_counter()
+    frames = row.pop("frames")
+    try:
+        with VideoWriter(row["part"], frames.shape[2], frames.shape[1], Fraction(row["frame_rate"]),
+                         codec=row["codec"], crf=int(row["crf"])) as writer:
+            for frame in frames:
+                writer.write(frame)
+    except Exception as error:  # noqa: BLE001
+        return _failed(row, error)
+    return {**row, "frames_written": len(frames), "busy_write": time.perf_counter() - started}
+
+
+def part_name(index: int, codec: str) -> str:
+    from satecco.video_io import output_suffix
+
+    return f"part-{index:06d}{output_suffix(codec)}"
+
+
+def parts_folder(outdir: Path, target: Path) -> Path:
+    """Where the part files of ``target`` wait for the join: a hidden folder beside the outputs."""
+    return outdir / ".satecco-parts" / target.name

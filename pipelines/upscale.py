@@ -1,0 +1,202 @@
+"""The Ray engine of ``satecco upscale``: a streaming Ray Data graph over segments of many videos.
+
+    segments -> decode (CPU tasks, PyAV) -> stage actor pools (upscale+encode | denoise | decode+refine,
+    fused as configs/pipeline/*.yaml say) -> write part files (CPU tasks) -> driver joins each video's parts
+
+The driver plans the segments, streams the results, and joins a video's parts (a remux, no
+re-encode) as soon as its last part lands; no shuffle, no ``groupby``. Part files are kept under
+``OUTDIR/.satecco-parts/`` until their video is joined, so a rerun after a crash skips finished videos
+and finished parts alike. Every run writes ``OUTDIR/satecco-report.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipelines.config import PipelineConfig
+from pipelines.stages import ModelSpec, SATeCoStage, decode_segment, part_name, parts_folder, write_segment
+from satecco.errors import SateccoError
+from satecco.upscale import VideoResult, VideoSettings, output_path
+from satecco.video_io import concat_segments, count_frames, probe
+from satecco.windows import plan_segments
+
+log = logging.getLogger(__name__)
+REPORT = "satecco-report.jsonl"
+
+
+@dataclass
+class VideoPlan:
+    """One input's work: its target, its parts, and how many parts are still to come."""
+
+    source: str
+    target: Path
+    frame_rate: str
+    has_audio: bool
+    frames: int
+    parts: list[Path]
+    pending: int
+    reused: int
+    started: float
+
+
+def init_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Join ``address`` (``auto``, ``ray://…``, ``host:port``) or start a local instance on loopback
+    with token authentication on (Ray reads ``RAY_AUTH_MODE`` when it is imported)."""
+    if not address:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+        return
+    ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+
+
+def plan_videos(inputs: list[str], outdir: Path, settings: VideoSettings, config: PipelineConfig
+                ) -> tuple[list[VideoResult], dict[str, VideoPlan], list[dict]]:
+    """Probe inputs, skip finished videos and parts; returns (final results so far, plans, segment rows)."""
+    results, plans, rows = [], {}, []
+    for source in inputs:
+        target = output_path(source, outdir, settings.codec)
+        if target.exists():
+            results.append(VideoResult(source, str(target), "skipped", 0, 0.0, None))
+            continue
+        try:
+            info = probe(source)
+            frames = count_frames(source)
+        except SateccoError as error:
+            results.append(VideoResult(source, None, "failed", 0, 0.0, str(error)))
+            continue
+        folder = parts_folder(outdir, target)
+        segments = plan_segments(frames, settings.window, settings.window_overlap, config.windows_per_segment)
+        parts = [folder / part_name(s.index, settings.codec) for s in segments]
+        plan = VideoPlan(source, target, str(info.frame_rate), info.has_audio, frames, parts, 0, 0,
+                         time.perf_counter())
+        for segment, part in zip(segments, parts, strict=True):
+            if part.exists():
+                plan.reused += 1  # finished by an earlier run
+                continue
+            plan.pending += 1
+            rows.append({"video": source, "source": source, "segment": segment.index,
+                         "windows": list(segment.windows), "length": segment.length,
+                         "emit_start": segment.emit_start, "emit_stop": segment.emit_stop, "part": str(part),
+                         "frame_rate": plan.frame_rate, "codec": settings.codec, "crf": settings.crf,
+                         "error": ""})
+        folder.mkdir(parents=True, exist_ok=True)
+        plans[source] = plan
+    return results, plans, rows
+
+
+def build_dataset(rows: list[dict], spec: ModelSpec, settings: VideoSettings, config: PipelineConfig):
+    """The Ray Data graph over segment rows (lazy; nothing runs until it is iterated)."""
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    ds = ray.data.from_items(rows, override_num_blocks=max(len(rows), 1))
+    # Decoding is CPU work on small LR frames: plain tasks, a fraction of a CPU each.
+    ds = ds.map(decode_segment, num_cpus=config.decode_cpus)
+    for group in config.groups:
+        # One actor per model replica: weights load once in __init__; batch_size=1 segment (windows
+        # inside a segment run one after another, so memory is that of one window).
+        ds = ds.map_batches(
+            SATeCoStage, fn_constructor_kwargs=dict(spec=spec, parts=group.parts, name=group.name,
+                                                    seed=settings.seed, overlap=settings.window_overlap),
+            compute=ActorPoolStrategy(min_size=group.min_actors, max_size=group.max_actors),
+            batch_size=group.batch_size, num_gpus=group.num_gpus, num_cpus=group.num_cpus,
+        )  # Ray Data restarts a crashed actor and retries its segment (max_restarts=-1 by default)
+    # Encoding the 4x frames is CPU work too; tasks write each part atomically.
+    return ds.map(write_segment, num_cpus=config.write_cpus)
+
+
+def join_video(plan: VideoPlan, settings: VideoSettings) -> None:
+    """Remux a finished video's parts into its target (with the source's audio), then drop the parts."""
+    from fractions import Fraction
+
+    concat_segments(plan.parts, plan.target, Fraction(plan.frame_rate), settings.codec,
+                    audio_from=plan.source if plan.has_audio else None)
+    shutil.rmtree(plan.parts[0].parent, ignore_errors=True)
+
+
+def run_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, settings: VideoSettings,
+            config: PipelineConfig, address: str | None = None, progress: bool = True) -> list[VideoResult]:
+    """Upscale every input with the Ray engine; returns one result per input and writes the report."""
+    from tqdm import tqdm
+
+    outdir = Path(outdir)
+    started = time.perf_counter()
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        results = [VideoResult(s, None, "failed", 0, 0.0, f"{s}: cannot create {outdir}: {error}") for s in inputs]
+        _report(results, outdir, {}, 0.0, progress, write=False)
+        return results
+    results, plans, rows = plan_videos(inputs, outdir, settings, config)
+    for plan in [p for p in plans.values() if p.pending == 0]:  # every part done by an earlier run
+        results.append(_join(plan, settings))
+        del plans[plan.source]
+    busy: dict[str, float] = defaultdict(float)
+    failed: dict[str, str] = {}
+    if rows:
+        init_ray(address)
+        bar = tqdm(total=sum(r["emit_stop"] - r["emit_start"] for r in rows), unit="frame",
+                   disable=not progress, dynamic_ncols=True, file=sys.stderr)
+        try:
+            for row in build_dataset(rows, spec, settings, config).iter_rows():
+                for key, value in row.items():
+                    if key.startswith("busy_"):
+                        busy[key[5:]] += float(value)
+                source = row["video"]
+                plan = plans[source]
+                plan.pending -= 1
+                if row["error"]:
+                    failed.setdefault(source, row["error"])
+                else:
+                    bar.update(int(row["frames_written"]))
+                bar.set_postfix(videos=f"{len(results)}/{len(inputs)}")
+                if plan.pending == 0:
+                    if source in failed:
+                        results.append(VideoResult(source, None, "failed", 0, time.perf_counter() - plan.started,
+                                                   failed[source]))
+                        tqdm.write(f"satecco: error: {failed[source]}", file=sys.stderr)
+                    else:
+                        results.append(_join(plan, settings))
+        finally:
+            bar.close()
+    order = {source: i for i, source in enumerate(inputs)}
+    results.sort(key=lambda r: order.get(r.input, len(order)))
+    _report(results, outdir, busy, time.perf_counter() - started, progress)
+    return results
+
+
+def _join(plan: VideoPlan, settings: VideoSettings) -> VideoResult:
+    try:
+        join_video(plan, settings)
+    except (SateccoError, OSError) as error:
+        message = str(error) if str(error).startswith(plan.source) else f"{plan.source}: {error}"
+        return VideoResult(plan.source, None, "failed", 0, time.perf_counter() - plan.started, message)
+    return VideoResult(plan.source, str(plan.target), "ok", plan.frames, time.perf_counter() - plan.started,
+                       reused_parts=plan.reused)
+
+
+def _report(results: list[VideoResult], outdir: Path, busy: dict[str, float], seconds: float, progress: bool,
+            write: bool = True) -> None:
+    """Write ``OUTDIR/satecco-report.jsonl`` (one line per input) and print throughput and busy time."""
+    if write:
+        tmp = outdir / f".{REPORT}.partial"
+        tmp.write_text("".join(json.dumps(asdict(r)) + "\n" for r in results))
+        os.replace(tmp, outdir / REPORT)
+    frames = sum(r.frames for r in results if r.status == "ok")
+    if progress and seconds > 0:
+        stages = ", ".join(f"{name} {value:.1f} s" for name, value in busy.items())
+        print(f"satecco: {frames} frames in {seconds:.1f} s ({frames / seconds:.2f} frames/s); "
+              f"busy time per stage: {stages or 'none'}", file=sys.stderr)

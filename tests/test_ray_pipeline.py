@@ -1,0 +1,160 @@
+"""The Ray engine on one local Ray instance (shared by this module): equality with the local engine,
+bad inputs, resume after a killed driver, and a killed stage actor."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media import NTSC, audio_packets, plain_pyav_mp4
+
+from pipelines.config import GroupConfig, PipelineConfig, load_pipeline_config
+from pipelines.upscale import REPORT, init_ray, run_ray
+from satecco.build import build_pipeline
+from satecco.presets import ModelSpec
+from satecco.upscale import VideoSettings, run_local
+from satecco.video_io import probe, read_frames
+
+SPEC = ModelSpec(preset="tiny", steps=1)
+SETTINGS = VideoSettings(codec="ffv1", seed=11)
+SPLIT = PipelineConfig(groups=(
+    GroupConfig(("upscale", "encode"), num_cpus=0.5),
+    GroupConfig(("denoise",), num_cpus=0.5),
+    GroupConfig(("decode", "refine"), num_cpus=0.5),
+), windows_per_segment=1, decode_cpus=0.25, write_cpus=0.25)
+FUSED = PipelineConfig(windows_per_segment=1, decode_cpus=0.25, write_cpus=0.25)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    init_ray(None, num_cpus=4)  # logical CPUs: every stage gets a slot on a 2-core machine
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    return [str(plain_pyav_mp4(folder / "a.mp4", n=14, height=16, width=24, audio=True)),
+            str(plain_pyav_mp4(folder / "b.mp4", n=5, height=16, width=16))]
+
+
+@pytest.fixture(scope="module")
+def reference(clips, tmp_path_factory):
+    """The in-process engine's output for each clip."""
+    out = tmp_path_factory.mktemp("local")
+    results = run_local(clips, out, build_pipeline(SPEC), SETTINGS, progress=False)
+    assert [r.status for r in results] == ["ok", "ok"]
+    return {r.input: np.stack(list(read_frames(r.output))) for r in results}
+
+
+def assert_same_video(path, expected: np.ndarray) -> None:
+    """Same frames as the local engine, up to 1/255: workers run with their own thread counts, so float
+    reductions may round a rare pixel the other way."""
+    frames = np.stack(list(read_frames(path)))
+    assert frames.shape == expected.shape
+    difference = np.abs(frames.astype(int) - expected)
+    assert difference.max() <= 1 and difference.mean() < 1e-3
+
+
+def test_ray_engine_equals_local_engine_and_bad_inputs_fail_alone(clips, reference, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    results = run_ray([clips[0], str(bad), clips[1]], tmp_path / "out", SPEC, SETTINGS, SPLIT, progress=False)
+    assert [r.status for r in results] == ["ok", "failed", "ok"]
+    assert str(bad) in results[1].error and "not a video" in results[1].error
+    for result in (results[0], results[2]):
+        assert_same_video(result.output, reference[result.input])
+        assert probe(result.output).frame_rate == NTSC
+    assert audio_packets(results[0].output) == audio_packets(clips[0])
+    report = [json.loads(line) for line in (tmp_path / "out" / REPORT).read_text().splitlines()]
+    assert [(r["input"], r["status"], r["frames"]) for r in report] == [
+        (clips[0], "ok", 14), (str(bad), "failed", 0), (clips[1], "ok", 5)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".satecco-parts", "a.mkv", "b.mkv", REPORT]
+    assert not any((tmp_path / "out" / ".satecco-parts").iterdir())  # parts are removed once joined
+
+    again = run_ray(clips, tmp_path / "out", SPEC, SETTINGS, SPLIT, progress=False)
+    assert [r.status for r in again] == ["skipped", "skipped"]
+
+
+def test_a_killed_stage_actor_is_restarted_and_the_output_is_unchanged(clips, reference, tmp_path):
+    """SIGKILL the stage actor's process (Ray titles it ``ray::MapWorker(MapBatches(SATeCoStage))``)
+    once the first segment is written; Ray Data restarts it and retries its segment."""
+    import psutil
+
+    killed = []
+
+    def kill_stage_actor():
+        deadline = time.time() + 240
+        parts = tmp_path / "out" / ".satecco-parts" / "a.mkv"
+        while time.time() < deadline and not killed:
+            if parts.is_dir() and any(parts.iterdir()):  # mid-run: some segments are written
+                for process in psutil.process_iter(["pid", "cmdline"]):
+                    if "SATeCoStage" in " ".join(process.info["cmdline"] or []):
+                        os.kill(process.info["pid"], signal.SIGKILL)
+                        killed.append(process.info["pid"])
+                        break
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=kill_stage_actor)
+    thread.start()
+    results = run_ray([clips[0]], tmp_path / "out", SPEC, SETTINGS, FUSED, progress=False)
+    thread.join()
+    assert killed, "no stage actor was killed mid-run"
+    assert results[0].status == "ok"
+    assert_same_video(results[0].output, reference[clips[0]])
+
+
+def test_killed_driver_resumes_without_redoing_finished_parts(clips, reference, tmp_path):
+    """Kill the whole `satecco upscale` process group mid-run, rerun, compare with an uninterrupted run."""
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("groups:\n  - stages: [upscale, encode, denoise, decode, refine]\n    num_cpus: 1\n"
+                      "windows_per_segment: 1\ndecode_cpus: 0.25\nwrite_cpus: 0.25\n")
+    assert load_pipeline_config(config).windows_per_segment == 1
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "satecco.cli", "upscale", clips[0], "-o", str(out), "--codec", "ffv1",
+               "--steps", "1", "--seed", "11", "--pipeline-config", str(config), "--no-progress"]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    parts = out / ".satecco-parts" / "a.mkv"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (parts.is_dir() and len(list(parts.iterdir())) >= 2):
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = sorted(p.name for p in parts.iterdir() if not p.name.startswith("."))
+    assert 2 <= len(finished) < 4, finished  # a has 4 segments of one window each
+    assert not (out / "a.mkv").exists()
+
+    results = run_ray([clips[0]], out, SPEC, SETTINGS, load_pipeline_config(config), progress=False)
+    assert results[0].status == "ok" and results[0].reused_parts == len(finished)
+    assert_same_video(out / "a.mkv", reference[clips[0]])
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("configs/pipeline/*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_pipeline_configs_are_valid(path):
+    config = load_pipeline_config(path)
+    assert [s for g in config.groups for s in g.stages] == ["upscale", "encode", "denoise", "decode", "refine"]
+
+
+def test_pipeline_configs_refuse_splits_that_would_ship_pixels(tmp_path):
+    with pytest.raises(ValueError, match="upscale and encode must share an actor"):
+        PipelineConfig(groups=(GroupConfig(("upscale",)), GroupConfig(("encode", "denoise", "decode", "refine"))))
+    with pytest.raises(ValueError, match="once each, in order"):
+        PipelineConfig(groups=(GroupConfig(("upscale", "encode", "decode", "denoise", "refine")),))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("groups:\n  - stages: [upscale, encode, denoise, decode, refine]\n    min_actors: 3\n"
+                   "    max_actors: 2\n")
+    with pytest.raises(ValueError, match="bad.yaml: group .* min_actors <= max_actors"):
+        load_pipeline_config(bad)
