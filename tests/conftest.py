@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
+
+# Ray reads its authentication mode when first imported: every Ray instance the tests start keeps
+# token authentication on, as the engine's own local instance does.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 torch.set_num_threads(2)
 
