@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/satecco upscale samples/bbb_160x90.mp4 -o $(DEMO_OUT) --engine local
+	$(BIN)/satecco upscale samples/bbb_160x90.mp4 -o $(DEMO_OUT) --pipeline-config configs/pipeline/cpu.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

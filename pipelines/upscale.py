@@ -59,7 +59,10 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
         return
-    ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    # One logical CPU above the cores leaves room for the light decode and write tasks beside stage
+    # actors that claim every core for torch's threads.
+    ray.init(num_cpus=num_cpus or (os.cpu_count() or 1) + 1, include_dashboard=False,
+             _node_ip_address="127.0.0.1", log_to_driver=False)
 
 
 def plan_videos(inputs: list[str], outdir: Path, settings: VideoSettings, config: PipelineConfig
