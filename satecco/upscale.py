@@ -50,11 +50,32 @@ class VideoResult:
     reused_parts: int = 0  # Ray engine: part files left by an interrupted run and not recomputed
 
 
+MANIFESTS = (".csv", ".parquet")
+
+
+def read_manifest(path: Path) -> list[str]:
+    """The ``path`` column of a CSV or Parquet manifest; relative paths are taken from the manifest's folder."""
+    import pyarrow as pa
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    try:
+        table = pa.parquet.read_table(path) if path.suffix.lower() == ".parquet" else pa.csv.read_csv(path)
+    except (pa.ArrowException, OSError) as error:
+        raise ValueError(f"{path}: cannot read manifest ({error})") from error
+    if "path" not in table.column_names:
+        raise ValueError(f"{path}: manifest has no 'path' column (columns: {table.column_names})")
+    entries = [str(p) for p in table.column("path").to_pylist() if p]
+    return [e if "://" in e or Path(e).is_absolute() else str(path.parent / e) for e in entries]
+
+
 def expand_inputs(items: Iterable[str]) -> list[str]:
-    """Files, folders of videos, frame folders and glob patterns -> input paths, in order, deduplicated.
+    """Files, folders of videos, frame folders, glob patterns and manifests -> input paths, in order,
+    deduplicated.
 
     A folder holding video files stands for those files; any other folder is taken as a frame folder.
-    Paths that do not exist are kept, so that they are reported as failed inputs.
+    A ``.csv`` or ``.parquet`` file is a manifest whose ``path`` column lists the inputs. Paths that
+    do not exist are kept, so that they are reported as failed inputs.
     """
     found: list[str] = []
     for item in items:
@@ -62,6 +83,8 @@ def expand_inputs(items: Iterable[str]) -> list[str]:
         if path.is_dir():
             videos = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
             found.extend(str(p) for p in videos) if videos else found.append(str(path))
+        elif path.is_file() and path.suffix.lower() in MANIFESTS:
+            found.extend(expand_inputs(read_manifest(path)))
         elif not path.exists() and glob.has_magic(item):
             found.extend(sorted(glob.glob(item)))
         else:

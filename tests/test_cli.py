@@ -144,3 +144,26 @@ def test_base_model_and_weights_from_the_command_line(tiny, tmp_path):
                                  for d in ("plain", "base-only", "trained"))
     np.testing.assert_array_equal(base_only, plain)  # the saved base is the seeded default
     assert np.abs(trained.astype(int) - plain).mean() > 1.0  # the refiner weights were used
+
+
+def test_manifests_list_inputs_and_bad_manifests_are_named(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet
+
+    from satecco.upscale import expand_inputs
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        plain_pyav_mp4(clips / name, n=6, height=16, width=16)
+    (tmp_path / "list.csv").write_text("path,notes\nclips/b.mp4,second\nclips/a.mp4,first\n")
+    pa.parquet.write_table(pa.table({"path": [str(clips / "a.mp4"), str(clips / "missing.mp4")]}),
+                           tmp_path / "list.parquet")
+    assert expand_inputs([str(tmp_path / "list.csv"), str(tmp_path / "list.parquet")]) == [
+        str(clips / "b.mp4"), str(clips / "a.mp4"), str(clips / "missing.mp4")]
+    code = main(["upscale", "--engine", "local", str(tmp_path / "list.csv"), "-o", str(tmp_path / "out"),
+                 "--steps", "1", "--no-progress"])
+    assert code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4"]
+    (tmp_path / "bad.csv").write_text("file\nclips/a.mp4\n")
+    assert main(["upscale", "--engine", "local", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "o")]) == 2
+    assert "bad.csv: manifest has no 'path' column" in capsys.readouterr().err
