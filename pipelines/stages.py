@@ -30,7 +30,7 @@ def decode_segment(row: dict) -> dict:
     starts = np.asarray(row["windows"], dtype=np.int64)
     first, length = int(starts[0]), int(row["length"])
     try:
-        frames = np.stack(list(read_frames(row["source"], first, int(starts[-1]) + length)))
+        frames = np.stack(list(read_frames(row["video"], first, int(starts[-1]) + length)))
         if len(frames) < int(starts[-1]) - first + length:
             raise SateccoError(f"{row['video']}: ended after {first + len(frames)} frames, expected "
                                f"{int(starts[-1]) + length}")

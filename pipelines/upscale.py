@@ -90,7 +90,7 @@ def plan_videos(inputs: list[str], outdir: Path, settings: VideoSettings, config
                 plan.reused += 1  # finished by an earlier run
                 continue
             plan.pending += 1
-            rows.append({"video": source, "source": source, "segment": segment.index,
+            rows.append({"video": source, "segment": segment.index,
                          "windows": list(segment.windows), "length": segment.length,
                          "emit_start": segment.emit_start, "emit_stop": segment.emit_stop, "part": str(part),
                          "frame_rate": plan.frame_rate, "codec": settings.codec, "crf": settings.crf,
