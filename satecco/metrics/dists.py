@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from einops import rearrange
 from torch import nn
 
-from satecco.layout import frames_to_model
-from satecco.metrics.common import Unavailable, as_uint8_clip, check_same_shape, find_file, load_state_dict
+from satecco.metrics.common import Unavailable, find_file, load_state_dict
+from satecco.metrics.perceptual import FramePairMetric
 
 # VGG16 "D" features by torchvision index, grouped into DISTS' stages; "P" marks the pool that DISTS
 # replaces by L2 pooling (it keeps the index, so state dict keys match torchvision's).
@@ -118,8 +117,10 @@ def vgg_to_stages(vgg: dict) -> dict:
     return out
 
 
-class DISTS:
+class DISTS(FramePairMetric):
     """DISTS distance, built once (weights loaded in ``__init__``); ``state`` in ``DISTS_pytorch``'s layout."""
+
+    batch_size = 4
 
     def __init__(self, state: dict, device: str | torch.device = "cpu", source: str = ""):
         state = {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in _CONSTANT_BUFFERS}
@@ -132,25 +133,8 @@ class DISTS:
         self.device = torch.device(device)
         self.source = source
 
-    @torch.inference_mode()
-    def distances(self, a, b, batch_size: int = 4) -> np.ndarray:
-        """DISTS of each frame pair: ``a``, ``b`` ``(T, H, W, 3)`` uint8 RGB -> ``(T,)`` float64."""
-        a, b = as_uint8_clip(a, "a"), as_uint8_clip(b, "b")
-        check_same_shape(a, b)
-        out = []
-        for start in range(0, len(a), batch_size):
-            x = rearrange(frames_to_model(a[start:start + batch_size], self.device), "1 t c h w -> t c h w")
-            y = rearrange(frames_to_model(b[start:start + batch_size], self.device), "1 t c h w -> t c h w")
-            out.append(self.model((x + 1) / 2, (y + 1) / 2).double().cpu().numpy())
-        return np.concatenate(out)
-
-    def __call__(self, pred, gt) -> float:
-        """DISTS between two ``(H, W, 3)`` uint8 RGB frames."""
-        return float(self.distances(pred, gt)[0])
-
-    def video(self, pred, gt) -> float:
-        """Mean over frames of DISTS between two ``(T, H, W, 3)`` uint8 clips."""
-        return float(self.distances(pred, gt).mean())
+    def _pair(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.model((x + 1) / 2, (y + 1) / 2)  # DISTS takes [0, 1]
 
 
 def load_dists(weights, device: str | torch.device = "cpu") -> DISTS | Unavailable:

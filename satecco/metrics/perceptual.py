@@ -47,7 +47,40 @@ def _backbone_state(model: torch.nn.Module, state: dict, path: Path) -> dict:
     return mapped
 
 
-class LPIPS:
+class FramePairMetric:
+    """A full-reference network metric over frame pairs, batched.
+
+    Subclasses set ``model``, ``device`` and ``batch_size`` and define :meth:`_pair` on
+    ``(N, 3, H, W)`` float tensors in [-1, 1].
+    """
+
+    batch_size = 8
+
+    def _pair(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def distances(self, a, b) -> np.ndarray:
+        """The metric for each frame pair: ``a``, ``b`` ``(T, H, W, 3)`` uint8 RGB -> ``(T,)`` float64."""
+        a, b = as_uint8_clip(a, "a"), as_uint8_clip(b, "b")
+        check_same_shape(a, b)
+        out = []
+        for start in range(0, len(a), self.batch_size):
+            x = rearrange(frames_to_model(a[start:start + self.batch_size], self.device), "1 t c h w -> t c h w")
+            y = rearrange(frames_to_model(b[start:start + self.batch_size], self.device), "1 t c h w -> t c h w")
+            out.append(self._pair(x, y).flatten().double().cpu().numpy())
+        return np.concatenate(out)
+
+    def __call__(self, pred, gt) -> float:
+        """The metric between two ``(H, W, 3)`` uint8 RGB frames."""
+        return float(self.distances(pred, gt)[0])
+
+    def video(self, pred, gt) -> float:
+        """Mean over frames of the metric between two ``(T, H, W, 3)`` uint8 clips."""
+        return float(self.distances(pred, gt).mean())
+
+
+class LPIPS(FramePairMetric):
     """LPIPS distance, built once (weights loaded in ``__init__``), called per frame or per clip.
 
     Use :func:`load_lpips` to build it from a weights folder; ``backbone`` is a torchvision state dict.
@@ -67,25 +100,8 @@ class LPIPS:
         self.net = net
         self.source = source
 
-    @torch.inference_mode()
-    def distances(self, a, b, batch_size: int = 8) -> np.ndarray:
-        """LPIPS of each frame pair: ``a``, ``b`` ``(T, H, W, 3)`` uint8 RGB -> ``(T,)`` float64."""
-        a, b = as_uint8_clip(a, "a"), as_uint8_clip(b, "b")
-        check_same_shape(a, b)
-        out = []
-        for start in range(0, len(a), batch_size):
-            x = rearrange(frames_to_model(a[start:start + batch_size], self.device), "1 t c h w -> t c h w")
-            y = rearrange(frames_to_model(b[start:start + batch_size], self.device), "1 t c h w -> t c h w")
-            out.append(self.model(x, y).flatten().double().cpu().numpy())
-        return np.concatenate(out)
-
-    def __call__(self, pred, gt) -> float:
-        """LPIPS between two ``(H, W, 3)`` uint8 RGB frames."""
-        return float(self.distances(pred, gt)[0])
-
-    def video(self, pred, gt) -> float:
-        """Mean over frames of LPIPS between two ``(T, H, W, 3)`` uint8 clips."""
-        return float(self.distances(pred, gt).mean())
+    def _pair(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.model(x, y)
 
 
 def load_lpips(weights, net: str = "alex", device: str | torch.device = "cpu") -> LPIPS | Unavailable:
