@@ -6,13 +6,15 @@ video fails alone. Model stages do no file I/O; reading and writing have their o
 
 from __future__ import annotations
 
+import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from satecco.errors import SateccoError
+from satecco import storage
+from satecco.errors import SateccoError, VideoError
 from satecco.presets import ModelSpec
 from satecco.video_io import VideoWriter, read_frames
 
@@ -30,7 +32,11 @@ def decode_segment(row: dict) -> dict:
     starts = np.asarray(row["windows"], dtype=np.int64)
     first, length = int(starts[0]), int(row["length"])
     try:
-        frames = np.stack(list(read_frames(row["video"], first, int(starts[-1]) + length)))
+        source = str(storage.fetch(row["video"])) if storage.is_remote(row["video"]) else row["video"]
+        try:
+            frames = np.stack(list(read_frames(source, first, int(starts[-1]) + length)))
+        except VideoError as error:
+            raise VideoError(row["video"], error.cause) from error
         if len(frames) < int(starts[-1]) - first + length:
             raise SateccoError(f"{row['video']}: ended after {first + len(frames)} frames, expected "
                                f"{int(starts[-1]) + length}")
@@ -89,11 +95,16 @@ def write_segment(row: dict) -> dict:
         return {k: v for k, v in row.items() if k not in ("lr", "frames", "latents", "denoised")}
     started = time.perf_counter()
     frames = row.pop("frames")
+    part = row["part"]
     try:
-        with VideoWriter(row["part"], frames.shape[2], frames.shape[1], Fraction(row["frame_rate"]),
-                         codec=row["codec"], crf=int(row["crf"])) as writer:
-            for frame in frames:
-                writer.write(frame)
+        with tempfile.TemporaryDirectory(prefix="satecco-part-") as tmp:
+            local = Path(tmp) / part.rsplit("/", 1)[-1] if storage.is_remote(part) else Path(part)
+            with VideoWriter(local, frames.shape[2], frames.shape[1], Fraction(row["frame_rate"]),
+                             codec=row["codec"], crf=int(row["crf"])) as writer:
+                for frame in frames:
+                    writer.write(frame)
+            if storage.is_remote(part):
+                storage.upload(local, part)
     except Exception as error:  # noqa: BLE001
         return _failed(row, error)
     return {**row, "frames_written": len(frames), "busy_write": time.perf_counter() - started}
@@ -105,6 +116,6 @@ def part_name(index: int, codec: str) -> str:
     return f"part-{index:06d}{output_suffix(codec)}"
 
 
-def parts_folder(outdir: Path, target: Path) -> Path:
+def parts_folder(outdir: str, target: str) -> str:
     """Where the part files of ``target`` wait for the join: a hidden folder beside the outputs."""
-    return outdir / ".satecco-parts" / target.name
+    return storage.join(storage.join(outdir, ".satecco-parts"), target.rstrip("/").rsplit("/", 1)[-1])

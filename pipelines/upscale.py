@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from pipelines.config import PipelineConfig
 from pipelines.stages import ModelSpec, SATeCoStage, decode_segment, part_name, parts_folder, write_segment
-from satecco.errors import SateccoError
+from satecco import storage
+from satecco.errors import SateccoError, VideoError
 from satecco.upscale import VideoResult, VideoSettings, output_path
 from satecco.video_io import concat_segments, count_frames, probe
 from satecco.windows import plan_segments
@@ -37,11 +39,11 @@ class VideoPlan:
     """One input's work: its target, its parts, and how many parts are still to come."""
 
     source: str
-    target: Path
+    target: str
     frame_rate: str
     has_audio: bool
     frames: int
-    parts: list[Path]
+    parts: list[str]
     pending: int
     reused: int
     started: float
@@ -65,28 +67,30 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
              _node_ip_address="127.0.0.1", log_to_driver=False)
 
 
-def plan_videos(inputs: list[str], outdir: Path, settings: VideoSettings, config: PipelineConfig
+def plan_videos(inputs: list[str], outdir: str, settings: VideoSettings, config: PipelineConfig
                 ) -> tuple[list[VideoResult], dict[str, VideoPlan], list[dict]]:
     """Probe inputs, skip finished videos and parts; returns (final results so far, plans, segment rows)."""
     results, plans, rows = [], {}, []
     for source in inputs:
         target = output_path(source, outdir, settings.codec)
-        if target.exists():
-            results.append(VideoResult(source, str(target), "skipped", 0, 0.0, None))
+        if storage.exists(target):
+            results.append(VideoResult(source, target, "skipped", 0, 0.0, None))
             continue
         try:
-            info = probe(source)
-            frames = count_frames(source)
-        except SateccoError as error:
-            results.append(VideoResult(source, None, "failed", 0, 0.0, str(error)))
+            local = str(storage.fetch(source)) if storage.is_remote(source) else source
+            info = probe(local)
+            frames = count_frames(local)
+        except (SateccoError, OSError) as error:
+            cause = error.cause if isinstance(error, VideoError) else str(error)
+            results.append(VideoResult(source, None, "failed", 0, 0.0, f"{source}: {cause}"))
             continue
         folder = parts_folder(outdir, target)
         segments = plan_segments(frames, settings.window, settings.window_overlap, config.windows_per_segment)
-        parts = [folder / part_name(s.index, settings.codec) for s in segments]
+        parts = [storage.join(folder, part_name(s.index, settings.codec)) for s in segments]
         plan = VideoPlan(source, target, str(info.frame_rate), info.has_audio, frames, parts, 0, 0,
                          time.perf_counter())
         for segment, part in zip(segments, parts, strict=True):
-            if part.exists():
+            if storage.exists(part):
                 plan.reused += 1  # finished by an earlier run
                 continue
             plan.pending += 1
@@ -95,7 +99,8 @@ def plan_videos(inputs: list[str], outdir: Path, settings: VideoSettings, config
                          "emit_start": segment.emit_start, "emit_stop": segment.emit_stop, "part": str(part),
                          "frame_rate": plan.frame_rate, "codec": settings.codec, "crf": settings.crf,
                          "error": ""})
-        folder.mkdir(parents=True, exist_ok=True)
+        if not storage.is_remote(folder):
+            Path(folder).mkdir(parents=True, exist_ok=True)
         plans[source] = plan
     return results, plans, rows
 
@@ -125,9 +130,20 @@ def join_video(plan: VideoPlan, settings: VideoSettings) -> None:
     """Remux a finished video's parts into its target (with the source's audio), then drop the parts."""
     from fractions import Fraction
 
-    concat_segments(plan.parts, plan.target, Fraction(plan.frame_rate), settings.codec,
-                    audio_from=plan.source if plan.has_audio else None)
-    shutil.rmtree(plan.parts[0].parent, ignore_errors=True)
+    audio = (str(storage.fetch(plan.source)) if storage.is_remote(plan.source) else plan.source) \
+        if plan.has_audio else None
+    folder = plan.parts[0].rsplit("/", 1)[0] if storage.is_remote(plan.target) else str(Path(plan.parts[0]).parent)
+    if not storage.is_remote(plan.target):
+        concat_segments([Path(p) for p in plan.parts], Path(plan.target), Fraction(plan.frame_rate),
+                        settings.codec, audio_from=audio)
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="satecco-join-") as tmp:
+        local_parts = [storage.fetch(p, cache=tmp) for p in plan.parts]
+        local_target = Path(tmp) / plan.target.rsplit("/", 1)[-1]
+        concat_segments(local_parts, local_target, Fraction(plan.frame_rate), settings.codec, audio_from=audio)
+        storage.upload(local_target, plan.target)
+    storage.remove(folder)
 
 
 def run_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, settings: VideoSettings,
@@ -135,10 +151,11 @@ def run_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, settings: Vi
     """Upscale every input with the Ray engine; returns one result per input and writes the report."""
     from tqdm import tqdm
 
-    outdir = Path(outdir)
+    outdir = str(outdir)
     started = time.perf_counter()
     try:
-        outdir.mkdir(parents=True, exist_ok=True)
+        if not storage.is_remote(outdir):
+            Path(outdir).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         results = [VideoResult(s, None, "failed", 0, 0.0, f"{s}: cannot create {outdir}: {error}") for s in inputs]
         _report(results, outdir, {}, 0.0, progress, write=False)
@@ -187,17 +204,23 @@ def _join(plan: VideoPlan, settings: VideoSettings) -> VideoResult:
     except (SateccoError, OSError) as error:
         message = str(error) if str(error).startswith(plan.source) else f"{plan.source}: {error}"
         return VideoResult(plan.source, None, "failed", 0, time.perf_counter() - plan.started, message)
-    return VideoResult(plan.source, str(plan.target), "ok", plan.frames, time.perf_counter() - plan.started,
+    return VideoResult(plan.source, plan.target, "ok", plan.frames, time.perf_counter() - plan.started,
                        reused_parts=plan.reused)
 
 
-def _report(results: list[VideoResult], outdir: Path, busy: dict[str, float], seconds: float, progress: bool,
+def _report(results: list[VideoResult], outdir: str, busy: dict[str, float], seconds: float, progress: bool,
             write: bool = True) -> None:
     """Write ``OUTDIR/satecco-report.jsonl`` (one line per input) and print throughput and busy time."""
     if write:
-        tmp = outdir / f".{REPORT}.partial"
-        tmp.write_text("".join(json.dumps(asdict(r)) + "\n" for r in results))
-        os.replace(tmp, outdir / REPORT)
+        text = "".join(json.dumps(asdict(r)) + "\n" for r in results)
+        if storage.is_remote(outdir):
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / REPORT).write_text(text)
+                storage.upload(Path(tmp) / REPORT, storage.join(outdir, REPORT))
+        else:
+            tmp = Path(outdir) / f".{REPORT}.partial"
+            tmp.write_text(text)
+            os.replace(tmp, Path(outdir) / REPORT)
     frames = sum(r.frames for r in results if r.status == "ok")
     if progress and seconds > 0:
         stages = ", ".join(f"{name} {value:.1f} s" for name, value in busy.items())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from satecco.errors import SateccoError
+from satecco import storage
+from satecco.errors import SateccoError, VideoError
 from satecco.layout import quantize
 from satecco.pipeline import SATeCoPipeline
 from satecco.video_io import EXTENSIONS, VideoWriter, output_suffix, probe, read_frames
@@ -80,7 +82,10 @@ def expand_inputs(items: Iterable[str]) -> list[str]:
     found: list[str] = []
     for item in items:
         path = Path(item)
-        if path.is_dir():
+        if storage.is_remote(item):
+            listed = storage.list_files(item)
+            found.extend([f for f in listed if Path(f).suffix.lower() in EXTENSIONS] if listed else [item])
+        elif path.is_dir():
             videos = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
             found.extend(str(p) for p in videos) if videos else found.append(str(path))
         elif path.is_file() and path.suffix.lower() in MANIFESTS:
@@ -92,9 +97,27 @@ def expand_inputs(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def output_path(source: str, outdir: str | Path, codec: str) -> Path:
-    """``OUTDIR/<input stem>.<ext>`` (a folder, for the ``png`` codec)."""
-    return Path(outdir) / (Path(source.rstrip("/")).stem + output_suffix(codec))
+def output_path(source: str, outdir: str | Path, codec: str) -> str:
+    """``OUTDIR/<input stem>.<ext>`` (a folder, for the ``png`` codec); OUTDIR may be a URI."""
+    return storage.join(outdir, Path(source.rstrip("/")).stem + output_suffix(codec))
+
+
+def upscale_to(pipeline: SATeCoPipeline, source: str, target: str, settings: VideoSettings,
+               on_frames: Callable[[int], None] = lambda n: None) -> int:
+    """:func:`upscale_video` for local paths or URIs: remote inputs are fetched, remote outputs are
+    written locally and uploaded whole."""
+    try:
+        local_source = str(storage.fetch(source)) if storage.is_remote(source) else source
+        if not storage.is_remote(target):
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            return upscale_video(pipeline, local_source, Path(target), settings, on_frames)
+        with tempfile.TemporaryDirectory(prefix="satecco-") as tmp:
+            local_target = Path(tmp) / target.rsplit("/", 1)[-1]
+            frames = upscale_video(pipeline, local_source, local_target, settings, on_frames)
+            storage.upload(local_target, target)
+            return frames
+    except VideoError as error:
+        raise VideoError(source, error.cause) from error  # name the input as the user gave it
 
 
 def upscale_video(pipeline: SATeCoPipeline, source: str, target: Path, settings: VideoSettings,
@@ -123,6 +146,8 @@ def _known_frames(inputs: list[str]) -> int | None:
     """Total frame count for the progress bar, when every input's container states it."""
     total = 0
     for source in inputs:
+        if storage.is_remote(source):
+            return None
         try:
             count = probe(source).num_frames
         except SateccoError:
@@ -147,9 +172,8 @@ def run_local(inputs: list[str], outdir: str | Path, pipeline: SATeCoPipeline, s
             bar.set_description(f"[{index}/{len(inputs)}] {Path(source).name}")
             started = time.perf_counter()
             try:
-                Path(outdir).mkdir(parents=True, exist_ok=True)
-                frames = upscale_video(pipeline, source, target, settings, on_frames=bar.update)
-                results.append(VideoResult(source, str(target), "ok", frames, time.perf_counter() - started))
+                frames = upscale_to(pipeline, source, target, settings, on_frames=bar.update)
+                results.append(VideoResult(source, target, "ok", frames, time.perf_counter() - started))
             except Exception as error:  # one bad input must not stop the others
                 if not isinstance(error, SateccoError | OSError):
                     log.debug("unexpected failure on %s", source, exc_info=True)
