@@ -123,11 +123,6 @@ class SATeCoPipeline:
         # 6. refiner: X_H
         return self.model.refiner(upscaled, decoded).clamp(-1, 1)
 
-    def upscale_clip(self, lr: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Steps 1–6 on one clip: ``X_L`` ``(1, T, 3, h, w)``, noise ``(T, c, sh/f, sw/f)`` -> ``X_H``."""
-        upscaled, latents, features = self.encode(lr)
-        return self.decode(lr, self.denoise(latents, noise), upscaled, features)
-
     # -- windows and tiles -------------------------------------------------------------------------
     def prepare(self, frames: np.ndarray, first_frame: int, seed: int) -> WindowTiles:
         """Pad ``(T, h, w, 3)`` uint8 frames numbered from ``first_frame``, draw their noise, place the tiles."""
