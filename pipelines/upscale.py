@@ -51,9 +51,15 @@ class VideoPlan:
 
 def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     """Join ``address`` (``auto``, ``ray://…``, ``host:port``) or start a local instance on loopback
-    with token authentication on (Ray reads ``RAY_AUTH_MODE`` when it is imported)."""
+    with token authentication on.
+
+    Ray reads both settings when it is first imported: ``RAY_AUTH_MODE=token``, and
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, which (despite its name) makes a Linux node take the
+    loopback address, so that every Ray server of the local instance listens on 127.0.0.1 only.
+    """
     if not address:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     if ray.is_initialized():
