@@ -34,18 +34,24 @@ class BaseModel:
     prediction_type: str | None = None
 
 
-def load_base_model(folder: str | Path, prompt: str = "") -> BaseModel:
-    """Load ``unet/`` and ``vae/`` from a local diffusers-format ``folder``.
-
-    ``scheduler/`` (optional) gives the prediction type; ``text_encoder/`` + ``tokenizer/`` (optional)
-    embed ``prompt`` once; without them the UNet cross-attends to a zero embedding.
-    """
+def check_base_model_folder(folder: str | Path) -> Path:
+    """``folder`` if it holds ``unet/`` and ``vae/`` configs; ``ValueError`` naming it otherwise (reads no weights)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: base model folder does not exist")
     for sub in ("unet", "vae"):
         if not (folder / sub / "config.json").is_file():
             raise ValueError(f"{folder}: not a diffusers model folder ({sub}/config.json is missing)")
+    return folder
+
+
+def load_base_model(folder: str | Path, prompt: str = "") -> BaseModel:
+    """Load ``unet/`` and ``vae/`` from a local diffusers-format ``folder``.
+
+    ``scheduler/`` (optional) gives the prediction type; ``text_encoder/`` + ``tokenizer/`` (optional)
+    embed ``prompt`` once; without them the UNet cross-attends to a zero embedding.
+    """
+    folder = check_base_model_folder(folder)
     unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
     vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
     prediction_type = None

@@ -94,12 +94,17 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
 
 def _check_model_files(spec) -> None:
-    """Fail fast, before any cluster work, on a model the workers could not build."""
-    from satecco.build import build_model
+    """Fail fast, before any cluster work, on model files the workers could not load (headers and
+    configs only: the driver never loads the weights themselves)."""
+    from satecco.build import check_base_model_folder
+    from satecco.checkpoints import read_weight_configs
     from satecco.presets import get_preset
 
-    if spec.weights or spec.base_model:
-        build_model(get_preset(spec.preset), base_model=spec.base_model, weights=spec.weights)
+    get_preset(spec.preset)
+    if spec.base_model:
+        check_base_model_folder(spec.base_model)
+    if spec.weights:
+        read_weight_configs(spec.weights)
 
 
 def apply_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> None:

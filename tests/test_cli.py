@@ -167,3 +167,14 @@ def test_manifests_list_inputs_and_bad_manifests_are_named(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("file\nclips/a.mp4\n")
     assert main(["upscale", "--engine", "local", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "o")]) == 2
     assert "bad.csv: manifest has no 'path' column" in capsys.readouterr().err
+
+
+def test_ray_engine_refuses_missing_model_files_before_starting_ray(tmp_path, capsys):
+    import sys as _sys
+
+    clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=6, height=16, width=16)
+    assert main(["upscale", str(clip), "-o", str(tmp_path / "o"), "--weights", str(tmp_path / "none.st")]) == 2
+    assert main(["upscale", str(clip), "-o", str(tmp_path / "o"), "--base-model", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "none.st: no such weights file" in err and "not a diffusers model folder" in err
+    assert "ray" not in _sys.modules or not __import__("ray").is_initialized()
