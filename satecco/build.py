@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
+from satecco.baselines import BicubicUpscaler, FramewisePipeline
 from satecco.checkpoints import MODULE_CLASSES, load_weights, read_weight_configs
 from satecco.models.adapters import DecoderAdapters
 from satecco.models.latent_encoder import LatentEncoder
@@ -133,11 +134,15 @@ def build_model(preset: Preset, base_model: str | Path | None = None, weights: s
 
 
 def build_pipeline(spec: ModelSpec):
-    """The :class:`SATeCoPipeline` for ``spec`` on this process's device."""
+    """The :class:`SATeCoPipeline` for ``spec`` on this process's device, or the baseline that
+    ``spec.method`` names (:mod:`satecco.baselines`)."""
+    if spec.method == "bicubic":
+        return BicubicUpscaler(get_preset(spec.preset).scale)
     device = spec.device if spec.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = spec.dtype if spec.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
     preset = get_preset(spec.preset).with_diffusion(steps=spec.steps, start_step=spec.start_step,
                                                     sampler=spec.sampler)
     model, diffusion = build_model(preset, base_model=spec.base_model, weights=spec.weights)
-    return SATeCoPipeline(model, diffusion, device=device, dtype=getattr(torch, dtype), tile=spec.tile,
-                          tile_overlap=spec.tile_overlap)
+    pipeline = SATeCoPipeline(model, diffusion, device=device, dtype=getattr(torch, dtype), tile=spec.tile,
+                              tile_overlap=spec.tile_overlap)
+    return FramewisePipeline(pipeline) if spec.method == "framewise" else pipeline

@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from satecco.presets import PRESETS
+from satecco.presets import METHODS, PRESETS
 from satecco.video_io import CODECS
 
 
@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "default: start a local instance on loopback")
     up.add_argument("--pipeline-config", metavar="FILE",
                     help="stage groups, actor pools and resources for the Ray engine (configs/pipeline/*.yaml)")
+    up.add_argument("--method", choices=METHODS, default="satecco",
+                    help="satecco (default); framewise: SATeCo with TFA off, one frame at a time; bicubic: "
+                         "MATLAB-style bicubic x4 (baselines; their frames are independent, so windows get "
+                         "no overlap)")
     up.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
                     help="model preset (default: tiny, the embedded default)")
     up.add_argument("--base-model", metavar="DIR", help="local diffusers folder with unet/ and vae/")
@@ -61,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from satecco.build import build_pipeline
     from satecco.presets import ModelSpec
     from satecco.upscale import VideoSettings, expand_inputs
@@ -70,7 +76,9 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     inputs = expand_inputs(args.inputs)
     spec = ModelSpec(preset=args.preset, base_model=args.base_model, weights=args.weights, steps=args.steps,
                      start_step=args.start_step, sampler=args.sampler, device=args.device, dtype=args.dtype,
-                     tile=args.tile, tile_overlap=args.tile_overlap)
+                     tile=args.tile, tile_overlap=args.tile_overlap, method=args.method)
+    if args.method != "satecco":  # each output frame depends on its own input frame only
+        settings = replace(settings, window_overlap=0)
     if args.engine == "ray":
         from pipelines.config import load_pipeline_config
         from pipelines.upscale import run_ray

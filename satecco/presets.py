@@ -102,6 +102,9 @@ SD21 = Preset(
 
 PRESETS = {p.name: p for p in (TINY, SD21)}
 
+#: What ``satecco upscale --method`` runs: SATeCo, or a baseline of :mod:`satecco.baselines`.
+METHODS = ("satecco", "framewise", "bicubic")
+
 
 def get_preset(name: str) -> Preset:
     """The preset called ``name``; ``ValueError`` listing the known ones otherwise."""
@@ -124,3 +127,8 @@ class ModelSpec:
     dtype: str = "auto"
     tile: int | None = None
     tile_overlap: int = 16
+    method: str = "satecco"
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")

@@ -184,3 +184,16 @@ def test_local_instance_listens_on_loopback_only(tmp_path):
     assert report["auth"] == "token"
     assert report["listen"], "no listening socket found"
     assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip in report["listen"]), report["listen"]
+
+
+@pytest.mark.parametrize("method", ["bicubic", "framewise"])
+def test_ray_engine_honours_the_method(method, clips, tmp_path):
+    """The baselines through three actor pools give the local engine's output for the same method (that
+    they differ from SATeCo is tests/test_baselines.py's business)."""
+    spec = ModelSpec(preset="tiny", steps=1, method=method)
+    settings = VideoSettings(codec="ffv1", seed=11, window_overlap=0)
+    local = run_local([clips[1]], tmp_path / "local", build_pipeline(spec), settings, progress=False)
+    results = run_ray([clips[1]], tmp_path / "ray", spec, settings, SPLIT, progress=False)
+    assert results[0].status == "ok"
+    expected = np.stack(list(read_frames(local[0].output)))
+    assert_same_video(results[0].output, expected)

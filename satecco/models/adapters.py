@@ -4,6 +4,9 @@ The adapters enter the frozen network through forward hooks on its decoder block
 (``unet.up_blocks[i]``, ``vae.decoder.up_blocks[i]``): :meth:`DecoderAdapters.attach` registers them
 and :meth:`DecoderAdapters.guidance` supplies the guidance maps for the forward passes inside it.
 Hooks keep the frozen modules' parameter names untouched, so base checkpoints load unchanged.
+
+:meth:`DecoderAdapters.without_tfa` switches TFA off (SFA stays): with it every frame passes the
+decoder on its own, which is what the frame-wise baseline (``satecco upscale --method framewise``) needs.
 """
 
 from __future__ import annotations
@@ -50,13 +53,26 @@ class DecoderAdapters(ModelMixin, ConfigMixin):
         )
         self._guidance: Sequence[torch.Tensor] | None = None
         self._num_frames = 0
+        #: a run-time switch, not part of the saved config: False skips TFA (see :meth:`without_tfa`)
+        self.tfa_enabled = True
 
     def adapt(self, index: int, features: torch.Tensor, guidance: torch.Tensor, num_frames: int) -> torch.Tensor:
         """SFA then TFA for block ``index``. ``features`` ``(B·T, C, H, W)``, ``guidance`` ``(B·T, Cg, H, W)``."""
         if guidance.shape[-2:] != features.shape[-2:]:
             raise RuntimeError(f"decoder block {index}: guidance {tuple(guidance.shape)} does not match "
                                f"features {tuple(features.shape)}")
-        return self.tfa[index](self.sfa[index](features, guidance), guidance, num_frames)
+        adapted = self.sfa[index](features, guidance)
+        return self.tfa[index](adapted, guidance, num_frames) if self.tfa_enabled else adapted
+
+    @contextmanager
+    def without_tfa(self) -> Iterator[None]:
+        """Skip TFA inside the block (SFA, which works per frame, stays on): no feature of one frame then
+        reaches another through these adapters."""
+        previous, self.tfa_enabled = self.tfa_enabled, False
+        try:
+            yield
+        finally:
+            self.tfa_enabled = previous
 
     def attach(self, blocks: nn.ModuleList) -> list[torch.utils.hooks.RemovableHandle]:
         """Hook every block of ``blocks`` (a frozen decoder's ``up_blocks``); returns the removable handles."""

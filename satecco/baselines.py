@@ -1,0 +1,75 @@
+"""The baselines that ``satecco upscale --method`` runs beside SATeCo, with the pipeline's interface.
+
+- ``bicubic``: MATLAB's ``imresize(frame, 4)`` (bicubic, Keys ``a = -0.5``, symmetric borders, uint8 out
+  rounded as MATLAB rounds), the interpolation the SR literature's "Bicubic" rows use, through
+  :func:`satecco.metrics.imresize.imresize`; torch's bicubic (``F.interpolate``) differs from it at the
+  borders and in rounding, so it is not used here.
+- ``framewise``: SATeCo with TFA switched off (:meth:`~satecco.models.adapters.DecoderAdapters.without_tfa`)
+  and every frame upscaled on its own (a window of one frame, so the TMSA upscaler sees no neighbour
+  either): frame-wise diffusion SR with the same networks and weights.
+
+Both expose what the engines use from :class:`~satecco.pipeline.SATeCoPipeline`: ``scale``,
+``run_window(frames, first_frame, seed, parts, carried)`` and ``upscale_window(frames, first_frame, seed)``.
+Each output frame of either depends on its own input frame only, so windows need no overlap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from satecco.metrics.imresize import imresize
+from satecco.pipeline import PARTS, SATeCoPipeline
+
+
+class BicubicUpscaler:
+    """MATLAB-style bicubic ×``scale``; no model, no randomness (``seed`` is ignored).
+
+    In a Ray graph split into several actor pools, the parts before ``decode`` hand on an empty
+    placeholder and the ``decode`` part interpolates the LR window, which travels with every segment.
+    """
+
+    def __init__(self, scale: int = 4):
+        self.scale = scale
+
+    def run_window(self, frames: np.ndarray, first_frame: int, seed: int, parts: tuple[str, ...] = PARTS,
+                   carried: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """``(T, h, w, 3)`` uint8 -> ``{"frames": (T, s·h, s·w, 3) float32}`` with whole-number values in
+        [0, 255] (``decode`` in ``parts``), else ``{"latents" | "denoised": (1, T, 0) float32}``."""
+        if "decode" not in parts:
+            key = "denoised" if "denoise" in parts else "latents"
+            return {key: np.zeros((1, len(frames), 0), np.float32)}
+        return {"frames": np.stack([imresize(frame, float(self.scale)) for frame in frames]).astype(np.float32)}
+
+    def upscale_window(self, frames: np.ndarray, first_frame: int, seed: int) -> np.ndarray:
+        """``(T, h, w, 3)`` uint8 -> ``(T, s·h, s·w, 3)`` float32 in [0, 255]."""
+        return self.run_window(frames, first_frame, seed)["frames"]
+
+
+class FramewisePipeline:
+    """SATeCo without temporal alignment: ``pipeline`` run on one frame at a time with TFA off.
+
+    Frame ``i`` keeps its absolute index (and so its noise), so its output is exactly what a
+    one-frame video of it would give, whatever window it arrives in.
+    """
+
+    def __init__(self, pipeline: SATeCoPipeline):
+        self.pipeline = pipeline
+        self.scale = pipeline.scale
+
+    def run_window(self, frames: np.ndarray, first_frame: int, seed: int, parts: tuple[str, ...] = PARTS,
+                   carried: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """As :meth:`SATeCoPipeline.run_window`: ``frames`` ``(T, h, w, 3)`` uint8, ``carried`` and the
+        latent outputs ``(P, T, c, h', w')`` per key, ``frames`` output ``(T, sh, sw, 3)`` float32."""
+        carried = carried or {}
+        model = self.pipeline.model
+        outputs = []
+        with model.unet_adapters.without_tfa(), model.vae_adapters.without_tfa():
+            for i in range(len(frames)):
+                own = {key: value[:, i:i + 1] for key, value in carried.items()}
+                outputs.append(self.pipeline.run_window(frames[i:i + 1], first_frame + i, seed, parts, own))
+        key = next(iter(outputs[0]))
+        return {key: np.concatenate([out[key] for out in outputs], axis=0 if key == "frames" else 1)}
+
+    def upscale_window(self, frames: np.ndarray, first_frame: int, seed: int) -> np.ndarray:
+        """``(T, h, w, 3)`` uint8 -> ``(T, s·h, s·w, 3)`` float32 in [0, 255]."""
+        return self.run_window(frames, first_frame, seed)["frames"]
