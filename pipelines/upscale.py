@@ -25,6 +25,7 @@ from pathlib import Path
 from pipelines.config import PipelineConfig
 from pipelines.stages import ModelSpec, SATeCoStage, decode_segment, part_name, parts_folder, write_segment
 from satecco import storage
+from satecco.cluster import init_ray
 from satecco.errors import SateccoError, VideoError
 from satecco.upscale import VideoResult, VideoSettings, output_path
 from satecco.video_io import concat_segments, count_frames, probe
@@ -47,30 +48,6 @@ class VideoPlan:
     pending: int
     reused: int
     started: float
-
-
-def init_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Join ``address`` (``auto``, ``ray://…``, ``host:port``) or start a local instance on loopback
-    with token authentication on.
-
-    Ray reads both settings when it is first imported: ``RAY_AUTH_MODE=token``, and
-    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, which (despite its name) makes a Linux node take the
-    loopback address, so that every Ray server of the local instance listens on 127.0.0.1 only.
-    """
-    if not address:
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    import ray
-
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, log_to_driver=False)
-        return
-    # One logical CPU above the cores leaves room for the light decode and write tasks beside stage
-    # actors that claim every core for torch's threads.
-    ray.init(num_cpus=num_cpus or (os.cpu_count() or 1) + 1, include_dashboard=False,
-             _node_ip_address="127.0.0.1", log_to_driver=False)
 
 
 def plan_videos(inputs: list[str], outdir: str, settings: VideoSettings, config: PipelineConfig

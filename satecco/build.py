@@ -135,7 +135,8 @@ def build_model(preset: Preset, base_model: str | Path | None = None, weights: s
 
 def build_pipeline(spec: ModelSpec):
     """The :class:`SATeCoPipeline` for ``spec`` on this process's device, or the baseline that
-    ``spec.method`` names (:mod:`satecco.baselines`)."""
+    ``spec.method`` names (:mod:`satecco.baselines`). The tiny preset without files is the embedded default."""
+    spec = spec.with_embedded_default()
     if spec.method == "bicubic":
         return BicubicUpscaler(get_preset(spec.preset).scale)
     device = spec.device if spec.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")

@@ -91,7 +91,46 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI; none: no logging)")
     ev.add_argument("--experiment", default="satecco-evaluate", help="MLflow experiment name")
     ev.set_defaults(func=cmd_evaluate)
+
+    from satecco.training.config import STAGES
+
+    train = commands.add_parser(
+        "train", help="train one SATeCo stage on Ray Train",
+        description="Train one stage (paper §3.5; `base` is the tiny preset's stage 0) with Ray Train, "
+                    "tracked in MLflow. A rerun with the same run name resumes from its last checkpoint.")
+    train.add_argument("stage", choices=STAGES)
+    train.add_argument("--config", metavar="FILE", help="training settings (YAML, e.g. configs/train/tiny-upscaler.yaml)")
+    train.add_argument("--data", nargs="+", metavar="PATH",
+                       help="REDS or Vimeo-90K roots, video files, folders of videos or frame folders")
+    train.add_argument("--val", metavar="VIDEO", help="held-out clip for the validation PSNR")
+    train.add_argument("--workers", type=_positive, help="Ray Train workers")
+    train.add_argument("--gpu", action="store_true", default=None, help="one GPU per worker")
+    train.add_argument("--max-steps", type=_positive, help="optimiser steps in total (a resumed run counts on)")
+    train.add_argument("--output", metavar="PATH", help="final weights (.safetensors; stage base: a folder)")
+    train.add_argument("--weights", metavar="FILE", help="SATeCo modules to start from (the previous stage's output)")
+    train.add_argument("--base-model", metavar="DIR", help="frozen base UNet and VAE (diffusers folder)")
+    train.add_argument("--run-name", help="Ray Train run name and MLflow run name (default PRESET-STAGE)")
+    train.add_argument("--storage-path", metavar="DIR", help="where Ray Train keeps checkpoints")
+    train.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    train.add_argument("--address", help="Ray cluster to join (default: a local instance on loopback)")
+    train.set_defaults(func=cmd_train)
     return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from jobs.train import fit
+    from satecco.training.config import load_train_config
+
+    config = load_train_config(args.config, args.stage, data=tuple(args.data or ()), val=args.val,
+                               workers=args.workers, gpu=args.gpu, max_steps=args.max_steps, output=args.output,
+                               weights=args.weights, base_model=args.base_model, run_name=args.run_name,
+                               storage_path=args.storage_path, tracking_uri=args.tracking_uri)
+    result = fit(config, address=args.address)
+    if result.error is not None:
+        print(f"satecco: training failed: {result.error}", file=sys.stderr)
+        return 1
+    print(f"satecco: {config.stage} done at step {result.metrics.get('step')}; checkpoints in {result.path}")
+    return 0
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
@@ -220,6 +259,8 @@ def apply_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> None:
         raise ValueError(f"{known.config}: expected a mapping of option names to values")
     commands = parser._subparsers._group_actions[0].choices
     command = next((arg for arg in argv if arg in commands), None)
+    if command == "train":
+        return  # `satecco train --config` names a training config (satecco.training.config)
     if command is None:
         raise ValueError("--config needs a command, e.g. `satecco upscale --config FILE ...`")
     subparser = commands[command]

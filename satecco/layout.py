@@ -30,3 +30,10 @@ def model_to_frames(video: torch.Tensor) -> np.ndarray:
 def quantize(frames: np.ndarray) -> np.ndarray:
     """Float pixels in [0, 255] (any shape) -> uint8, rounded half to even and clipped."""
     return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+
+
+def batch_to_model(frames: torch.Tensor, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:
+    """A training batch ``(B, T, H, W, 3)`` uint8 -> ``(B, T, 3, H, W)`` float in [-1, 1]."""
+    if frames.dtype != torch.uint8 or frames.ndim != 5 or frames.shape[-1] != 3:
+        raise ValueError(f"expected (B, T, H, W, 3) uint8 frames, got {frames.dtype} {tuple(frames.shape)}")
+    return rearrange(frames.to(device), "b t h w c -> b t c h w").to(dtype) / 127.5 - 1.0

@@ -10,6 +10,7 @@ preset; their widths follow the loaded networks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,11 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
+#: The embedded default: the tiny preset trained by ``scripts/train_tiny_default.sh`` (a diffusers folder
+#: with ``unet/``, ``vae/``, ``scheduler/``, plus SATeCo's modules in ``satecco.safetensors``).
+EMBEDDED_TINY = Path(__file__).parent / "weights" / "tiny"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """How every actor builds the same model (paths must be readable on every node)."""
@@ -127,6 +133,13 @@ class ModelSpec:
     dtype: str = "auto"
     tile: int | None = None
     tile_overlap: int = 16
+
+    def with_embedded_default(self) -> ModelSpec:
+        """The tiny preset with neither ``base_model`` nor ``weights`` means the trained embedded default."""
+        weights = EMBEDDED_TINY / "satecco.safetensors"
+        if self.preset == "tiny" and self.base_model is None and self.weights is None and weights.is_file():
+            return replace(self, base_model=str(EMBEDDED_TINY), weights=str(weights))
+        return self
     method: str = "satecco"
 
     def __post_init__(self):

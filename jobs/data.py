@@ -1,0 +1,43 @@
+"""The training data as a Ray Data dataset: one row per (clip, start) window, loaded, cropped, flipped
+and degraded in map tasks; each worker reads its shard with ``iter_torch_batches``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from satecco.training.config import TrainConfig
+from satecco.training.data import Clip, find_clips, make_sample, window_starts
+
+
+class LoadSample:
+    """Map function: ``{"clip", "start"}`` -> ``{"hr": (L, c, c, 3), "lr": (L, c/4, c/4, 3)}`` uint8.
+
+    Each call draws its crop and flips from fresh OS entropy, so every epoch sees new crops.
+    """
+
+    def __init__(self, clips: list[Clip], config: TrainConfig):
+        self.clips, self.config = clips, config
+
+    def __call__(self, row: dict) -> dict[str, np.ndarray]:
+        config = self.config
+        return make_sample(self.clips[row["clip"]], int(row["start"]), config.frames, config.crop,
+                           np.random.default_rng(), degradation=config.degradation)
+
+
+def find_training_clips(config: TrainConfig) -> list[Clip]:
+    """Every clip of every ``config.data`` path; ``ValueError`` naming the path when none is usable."""
+    if not config.data:
+        raise ValueError("no training data: give --data PATH (REDS or Vimeo-90K root, videos, folders)")
+    clips = [clip for path in config.data for clip in find_clips(path)]
+    if not window_starts(clips, config.frames):
+        raise ValueError(f"{', '.join(config.data)}: no clip has {config.frames} frames")
+    return clips
+
+
+def training_dataset(config: TrainConfig, clips: list[Clip]):
+    """A shuffled ``ray.data.Dataset`` of training windows (shuffled again on every epoch)."""
+    import ray
+
+    items = window_starts(clips, config.frames)
+    # Shuffling the small (clip, start) rows is cheap; the frames are read after it, in the map.
+    return ray.data.from_items(items).random_shuffle().map(LoadSample(clips, config), num_cpus=0.25)

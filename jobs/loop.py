@@ -1,0 +1,167 @@
+"""``train_loop_per_worker``: the one training loop every stage runs on every Ray Train worker.
+
+Each step: the worker's shard of windows -> the stage's loss -> AdamW on the stage's modules (DDP
+averages their gradients). Every ``checkpoint_every`` steps all workers call ``ray.train.report``;
+rank 0 attaches the checkpoint (the stage's modules as safetensors, the optimiser state, the step and
+the MLflow run id). A restarted worker group or a relaunched job with the same run name continues
+from the last checkpoint via ``ray.train.get_checkpoint()``. MLflow and printing happen on rank 0 only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jobs.tracking import Tracker
+from satecco.build import build_model, random_base_model
+from satecco.layout import batch_to_model, frames_to_model, model_to_frames
+from satecco.metrics.fidelity import video_psnr
+from satecco.metrics.imresize import imresize
+from satecco.presets import get_preset
+from satecco.training.config import TrainConfig
+from satecco.training.data import validation_pair
+from satecco.training.stages import SATECO_STAGES, BaseStage
+from satecco.training.state import load_optimizer, save_optimizer
+
+PROGRESS = "progress.json"
+
+
+def build_stage(config: TrainConfig, rank: int) -> torch.nn.Module:
+    """The stage module for ``config`` (model weights from ``config.base_model`` / ``config.weights``)."""
+    preset = get_preset(config.preset)
+    seed = config.seed * 1000 + rank  # data-independent randomness (noise, timesteps) differs per worker
+    if config.stage == "base":
+        base = random_base_model(preset, config.seed)
+        return BaseStage(base, preset.diffusion, vae_steps=round(config.max_steps * config.base_fraction_vae),
+                         kl_weight=config.kl_weight, seed=seed)
+    model, diffusion = build_model(preset, base_model=config.base_model, weights=config.weights, seed=config.seed)
+    return SATECO_STAGES[config.stage](model, diffusion, seed=seed)
+
+
+class Validation:
+    """The held-out clip (rank 0): PSNR of the stage's output, against bicubic x4 on the same frames."""
+
+    def __init__(self, config: TrainConfig, device: torch.device):
+        pair = validation_pair(config.val, config.frames, config.val_crop, degradation=config.degradation)
+        self.hr, self.device = pair["hr"], device
+        self.lr = frames_to_model(pair["lr"], device)
+        self.hr_model = frames_to_model(pair["hr"], device)
+        self.bicubic = np.stack([imresize(frame, scale=4) for frame in pair["lr"]])
+        self.bicubic_psnr = video_psnr(self.bicubic, self.hr)
+
+    def __call__(self, stage: torch.nn.Module) -> tuple[float, np.ndarray]:
+        """``(PSNR, side-by-side middle frame: bicubic | output | HR)``."""
+        training = [m for m in stage.modules() if m.training]
+        stage.eval()
+        output = model_to_frames(stage.validate(self.lr, self.hr_model).float().cpu())
+        for module in training:
+            module.train()
+        middle = len(output) // 2
+        panel = np.concatenate([self.bicubic[middle], output[middle], self.hr[middle]], axis=1)
+        return video_psnr(output, self.hr), panel
+
+
+def _restore(stage, optimizer, checkpoint) -> tuple[int, str | None]:
+    with checkpoint.as_directory() as folder:
+        folder = Path(folder)
+        stage.load(folder)
+        load_optimizer(folder / "optimizer.safetensors", optimizer)
+        progress = json.loads((folder / PROGRESS).read_text())
+    return progress["step"], progress["mlflow_run_id"]
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    import ray.train
+    import ray.train.torch
+
+    config = TrainConfig(**loop_config)
+    rank = ray.train.get_context().get_world_rank()
+    torch.manual_seed(config.seed * 1000 + rank)
+    device = ray.train.torch.get_device()
+    stage = build_stage(config, rank)
+    # Stage 0 trains the VAE, then the UNet: in each phase the other network's parameters are unused.
+    wrapped = ray.train.torch.prepare_model(
+        stage, parallel_strategy_kwargs={"find_unused_parameters": config.stage == "base"})
+    optimizer = torch.optim.AdamW([p for p in stage.parameters() if p.requires_grad], lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    step, run_id = 0, None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        step, run_id = _restore(stage, optimizer, checkpoint)
+    resumed_from = step
+    tracker = Tracker(config, run_id) if rank == 0 else None
+    validation = Validation(config, device) if rank == 0 and config.val else None
+    if tracker is not None:
+        print(f"[{config.name}] {'resuming at' if step else 'starting'} step {step} of {config.max_steps}", flush=True)
+        if validation is not None and run_id is None:
+            tracker.metrics({"val_psnr_bicubic": validation.bicubic_psnr}, step=0)
+
+    shard = ray.train.get_dataset_shard("train")
+    loss = torch.tensor(float("nan"))
+    while step < config.max_steps:
+        for batch in shard.iter_torch_batches(batch_size=config.batch_size, drop_last=True):
+            stage.before_step(step)
+            loss, logs = wrapped(batch_to_model(batch["hr"], device), batch_to_model(batch["lr"], device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if tracker is not None and (step % config.log_every == 0 or step == config.max_steps):
+                tracker.metrics({"loss": loss.item(), **{k: v.item() for k, v in logs.items()}}, step=step)
+            if validation is not None and (step % config.validate_every == 0 or step == config.max_steps):
+                psnr, panel = validation(stage)
+                tracker.metrics({"val_psnr": psnr}, step=step)
+                tracker.frame(panel, key="val_bicubic_output_hr", step=step)
+                print(f"[{config.name}] step {step}: loss {loss.item():.4f}, held-out PSNR {psnr:.2f} dB "
+                      f"(bicubic {validation.bicubic_psnr:.2f} dB)", flush=True)
+            if step % config.checkpoint_every == 0 or step == config.max_steps:
+                _report(config, stage, optimizer, tracker, step, loss.item(), resumed_from)
+            if step >= config.max_steps:
+                break
+
+    if tracker is not None:
+        output = Path(config.output)
+        _export(stage, output)
+        tracker.final(config, output)
+        tracker.close()
+        print(f"[{config.name}] wrote {output}", flush=True)
+
+
+def _report(config: TrainConfig, stage, optimizer, tracker: Tracker | None, step: int, loss: float,
+            resumed_from: int) -> None:
+    """Every worker reports; rank 0 (the one with a tracker) attaches the checkpoint."""
+    import ray.train
+
+    metrics = {"step": step, "loss": loss, "resumed_from": resumed_from}
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if tracker is not None:
+            folder = Path(tmp)
+            stage.save(folder)
+            save_optimizer(folder / "optimizer.safetensors", optimizer)
+            (folder / PROGRESS).write_text(json.dumps({"step": step, "mlflow_run_id": tracker.run_id}))
+            if config.log_checkpoints:
+                tracker.checkpoint(folder, step)
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def _export(stage, output: Path) -> None:
+    """The final weights at ``output``, written next to it first and moved into place whole."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(stage, BaseStage):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+        try:
+            stage.export(tmp)
+            if output.exists():
+                shutil.rmtree(output)
+            tmp.rename(output)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        stage.export(output)  # save_weights writes atomically

@@ -1,0 +1,59 @@
+"""Run one training stage as a Ray Train ``TorchTrainer`` (the ``satecco train`` command and the
+``jobs/train_<stage>.py`` entry points, which ``ray job submit`` can run)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from jobs.data import find_training_clips, training_dataset
+from satecco.cluster import init_ray
+from satecco.training.config import TrainConfig
+
+
+def default_output(config: TrainConfig) -> str:
+    """``STORAGE/NAME/final`` (stage ``base``: a diffusers folder) or ``final.safetensors``."""
+    suffix = "" if config.stage == "base" else ".safetensors"
+    return str(Path(config.storage_path) / config.name / f"final{suffix}")
+
+
+def check_inputs(config: TrainConfig) -> None:
+    """Fail on the driver, before any worker starts, on files the workers could not use."""
+    from satecco.build import check_base_model_folder
+    from satecco.checkpoints import read_weight_configs
+    from satecco.video_io import count_frames
+
+    if config.base_model:
+        check_base_model_folder(config.base_model)
+    if config.weights:
+        read_weight_configs(config.weights)
+    if config.val:
+        frames = count_frames(config.val)
+        if frames < config.frames:
+            raise ValueError(f"{config.val}: held-out clip has {frames} frames, fewer than {config.frames}")
+
+
+def fit(config: TrainConfig, address: str | None = None):
+    """Train ``config.stage``; returns Ray Train's ``Result`` (its ``checkpoint`` is the last one)."""
+    config = config.resolved()
+    if config.output is None:
+        config = replace(config, output=default_output(config))
+    check_inputs(config)
+    clips = find_training_clips(config)
+    init_ray(address, log_to_driver=True)  # before Ray Train's import: Ray reads its authentication mode on first import
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from jobs.loop import train_loop_per_worker
+
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=config.as_dict(),
+        scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=config.gpu,
+                                     resources_per_worker={"CPU": config.cpus_per_worker}),
+        run_config=RunConfig(name=config.name, storage_path=config.storage_path,
+                             failure_config=FailureConfig(max_failures=config.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=config.keep_checkpoints)),
+        datasets={"train": training_dataset(config, clips)},
+    )
+    return trainer.fit()

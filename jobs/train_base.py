@@ -1,0 +1,9 @@
+"""Ray Train entry point of stage `base`: `python jobs/train_base.py --config FILE --data PATH...`,
+also as `ray job submit --working-dir . -- python jobs/train_base.py ...` (options as `satecco train base`)."""
+
+import sys
+
+from satecco.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["train", "base", *sys.argv[1:]]))

@@ -1,0 +1,9 @@
+"""Ray Train entry point of stage `unet`: `python jobs/train_unet.py --config FILE --data PATH...`,
+also as `ray job submit --working-dir . -- python jobs/train_unet.py ...` (options as `satecco train unet`)."""
+
+import sys
+
+from satecco.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["train", "unet", *sys.argv[1:]]))

