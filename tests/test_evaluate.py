@@ -186,7 +186,7 @@ def test_report_renders_in_headless_chromium(dataset, tmp_path):
              " document.body.dataset.loaded = i.filter(x => x.complete && x.naturalWidth > 0).length; });</script>")
     (report / "check.html").write_text(page.replace("</body>", probe + "</body>"))
     done = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-                           "--dump-dom", (report / "check.html").as_uri()], capture_output=True, text=True, timeout=120)
+                           "--dump-dom", (report / "check.html").as_uri()], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     body = re.search(r"<body[^>]*>", done.stdout).group(0)
     images = int(re.search(r'data-images="(\d+)"', body).group(1))
