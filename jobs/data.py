@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from satecco.errors import VideoError
 from satecco.training.config import TrainConfig
 from satecco.training.data import Clip, find_clips, make_sample, window_starts
 
@@ -28,7 +29,10 @@ def find_training_clips(config: TrainConfig) -> list[Clip]:
     """Every clip of every ``config.data`` path; ``ValueError`` naming the path when none is usable."""
     if not config.data:
         raise ValueError("no training data: give --data PATH (REDS or Vimeo-90K root, videos, folders)")
-    clips = [clip for path in config.data for clip in find_clips(path)]
+    try:
+        clips = [clip for path in config.data for clip in find_clips(path)]
+    except VideoError as error:  # one unreadable training file fails the run before it starts
+        raise ValueError(str(error)) from error
     if not window_starts(clips, config.frames):
         raise ValueError(f"{', '.join(config.data)}: no clip has {config.frames} frames")
     return clips

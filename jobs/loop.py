@@ -148,7 +148,7 @@ def _report(config: TrainConfig, stage, optimizer, tracker: Tracker | None, step
             if config.log_checkpoints:
                 tracker.checkpoint(folder, step)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report(metrics, checkpoint=checkpoint)
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"checkpoint_{step:07d}")
 
 
 def _export(stage, output: Path) -> None:

@@ -1,0 +1,207 @@
+"""Training pieces without Ray: degradations, data layouts, losses, optimiser state, stages, config."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from media import moving_frames, random_frames, write
+
+from satecco.errors import VideoError
+from satecco.metrics.imresize import imresize
+from satecco.training.config import load_train_config
+from satecco.training.data import find_clips, make_sample, validation_pair, window_starts
+from satecco.training.degrade import degrade
+from satecco.training.losses import charbonnier, noise_loss
+from satecco.training.stages import SATECO_STAGES, BaseStage
+from satecco.training.state import load_optimizer, save_optimizer
+
+
+def test_bi_is_matlab_bicubic_per_frame():
+    hr = np.stack(random_frames(3, 32, 48))
+    lr = degrade(hr, 4, "bi")
+    assert lr.shape == (3, 8, 12, 3)
+    np.testing.assert_array_equal(lr[1], imresize(hr[1], scale=0.25))
+
+
+def test_bd_blurs_then_keeps_every_fourth_pixel():
+    # A symmetric blur leaves a linear ramp unchanged away from the borders; BD samples it at 4i, 4j.
+    y, x = np.mgrid[0:64, 0:64]
+    ramp = np.repeat((x + 2 * y)[None, ..., None], 3, axis=-1).astype(np.uint8)
+    lr = degrade(ramp, 4, "bd").astype(int)
+    np.testing.assert_array_equal(lr[0, 2:-2, 2:-2, 0], (x + 2 * y)[8:-8:4, 8:-8:4])
+    impulse = np.zeros((1, 32, 32, 3), np.uint8)
+    impulse[0, 16, 16] = 255
+    assert degrade(impulse, 4, "bd")[0, 4, 4, 0] < 255 * 0.1  # the peak is spread by sigma = 1.6
+
+
+def test_degrade_refuses_sizes_that_do_not_divide():
+    with pytest.raises(ValueError, match="multiples of 4"):
+        degrade(np.zeros((2, 30, 32, 3), np.uint8))
+
+
+def test_reds_layout_with_dataset_lr_gives_aligned_crops(tmp_path):
+    hr = np.stack(random_frames(8, 64, 64, seed=3))
+    for clip in ("000", "001"):
+        write(tmp_path / "train_sharp" / clip, list(hr), "png")
+        write(tmp_path / "train_sharp_bicubic" / "X4" / clip, list(hr[:, ::4, ::4]), "png")
+    clips = find_clips(tmp_path)
+    assert [c.frames for c in clips] == [8, 8] and all(c.lr for c in clips)
+    assert len(window_starts(clips, 6)) == 2 * 3
+    sample = make_sample(clips[1], 2, 6, 32, np.random.default_rng(0), augment=False)
+    assert sample["hr"].shape == (6, 32, 32, 3) and sample["lr"].shape == (6, 8, 8, 3)
+    np.testing.assert_array_equal(sample["lr"], sample["hr"][:, ::4, ::4])  # the same region of the frame
+
+
+def test_vimeo_layout_reads_its_list_file(tmp_path):
+    for name in ("00001/0001", "00001/0002"):
+        write(tmp_path / "sequences" / name, random_frames(7, 32, 32), "png")
+    with pytest.raises(ValueError, match="sep_trainlist.txt"):
+        find_clips(tmp_path)
+    (tmp_path / "sep_trainlist.txt").write_text("00001/0001\n00001/0002\n")
+    clips = find_clips(tmp_path)
+    assert [c.frames for c in clips] == [7, 7] and clips[0].lr is None
+    (tmp_path / "sep_trainlist.txt").write_text("00001/0001\n00002/0001\n")
+    with pytest.raises(ValueError, match="00002/0001"):
+        find_clips(tmp_path)
+
+
+def test_samples_are_flipped_and_reversed_versions_of_the_crop(tmp_path):
+    video = write(tmp_path / "clip.mkv", random_frames(6, 32, 32, seed=5), "ffv1")
+    clip = find_clips(video)[0]
+    plain = make_sample(clip, 0, 6, 32, np.random.default_rng(0), augment=False)["hr"]
+    variants = {}
+    for t in (False, True):
+        for v in (False, True):
+            for h in (False, True):
+                x = plain[::-1] if t else plain
+                x = x[:, ::-1] if v else x
+                variants[np.ascontiguousarray(x[:, :, ::-1] if h else x).tobytes()] = (t, v, h)
+    seen = set()
+    for seed in range(40):
+        sample = make_sample(clip, 0, 6, 32, np.random.default_rng(seed))
+        seen.add(variants[sample["hr"].tobytes()])  # KeyError if a sample is anything else
+        np.testing.assert_array_equal(sample["lr"], degrade(sample["hr"]))
+    assert len(seen) == 8
+
+
+def test_frames_smaller_than_the_crop_name_the_file(tmp_path):
+    video = write(tmp_path / "small.mkv", random_frames(6, 32, 32), "ffv1")
+    with pytest.raises(VideoError, match="small.mkv.*smaller than the 64px"):
+        make_sample(find_clips(video)[0], 0, 6, 64, np.random.default_rng(0))
+
+
+def test_validation_pair_is_a_centre_crop(tmp_path):
+    frames = moving_frames(6, 48, 64)
+    video = write(tmp_path / "val.mkv", frames, "ffv1")
+    pair = validation_pair(str(video), 4, 32)
+    assert pair["hr"].shape == (4, 32, 32, 3) and pair["lr"].shape == (4, 8, 8, 3)
+    np.testing.assert_array_equal(pair["hr"][0], frames[0][8:40, 16:48])
+
+
+def test_charbonnier_known_value():
+    x, y = torch.zeros(4), torch.full((4,), 0.3)
+    assert charbonnier(x, y, eps=0.4).item() == pytest.approx(0.5)
+
+
+def test_noise_loss_is_zero_for_the_true_noise_and_uses_one_level_per_clip():
+    from satecco.diffusion import make_scheduler
+    from satecco.presets import DiffusionConfig
+
+    scheduler = make_scheduler(DiffusionConfig())
+    latents = torch.randn(6, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    levels = []
+
+    def oracle(noisy, t):  # recovers eps from z_t = sqrt(a) z_0 + sqrt(1 - a) eps
+        levels.append(t.clone())
+        alpha = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return (noisy - alpha.sqrt() * latents) / (1 - alpha).sqrt()
+
+    loss = noise_loss(oracle, latents, scheduler, torch.Generator().manual_seed(1), frames=3)
+    assert loss.item() < 1e-8
+    t = levels[0]
+    assert (t[:3] == t[0]).all() and (t[3:] == t[3]).all()
+    blind = noise_loss(lambda z, t: torch.zeros_like(z), latents, scheduler, torch.Generator().manual_seed(1))
+    assert blind.item() == pytest.approx(1.0, abs=0.2)
+
+
+def test_optimizer_state_round_trip_continues_exactly(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    data = torch.randn(8, 5)
+
+    def step(m, opt):
+        opt.zero_grad()
+        m(data).pow(2).mean().backward()
+        opt.step()
+
+    for _ in range(3):
+        step(model, optimizer)
+    save_optimizer(tmp_path / "opt.safetensors", optimizer)
+    resumed = copy.deepcopy(model)
+    resumed_optimizer = torch.optim.AdamW(resumed.parameters(), lr=0.5)  # the file restores lr too
+    load_optimizer(tmp_path / "opt.safetensors", resumed_optimizer)
+    step(model, optimizer)
+    step(resumed, resumed_optimizer)
+    torch.testing.assert_close(resumed.weight, model.weight, rtol=0, atol=0)
+    assert b"\x80" not in (tmp_path / "opt.safetensors").read_bytes()[:8]  # not a pickle
+
+
+TRAINS = {"upscaler": {"upscaler"}, "unet": {"latent_encoder", "unet_adapters"}, "vae": {"vae_adapters"},
+          "refiner": {"refiner"}}
+
+
+@pytest.mark.parametrize("name", sorted(TRAINS))
+def test_each_stage_trains_exactly_its_modules(name, tiny_parts):
+    model, diffusion = tiny_parts
+    stage = SATECO_STAGES[name](copy.deepcopy(model), diffusion, seed=0)
+    trainable = {n.split(".")[1] for n, p in stage.named_parameters() if p.requires_grad}
+    assert trainable == TRAINS[name]
+    if name == "unet":  # zero-initialised adapters: make their gradients reach every parameter
+        from conftest import perturb_
+
+        perturb_(stage.model.unet_adapters, std=0.02)
+    hr = torch.from_numpy(np.stack(random_frames(6, 32, 32))).float().div(127.5).sub(1)
+    hr = hr.permute(0, 3, 1, 2)[None]
+    lr = torch.nn.functional.interpolate(hr[0], scale_factor=0.25, mode="area")[None]
+    loss, logs = stage(hr, lr)
+    loss.backward()
+    for n, p in stage.named_parameters():
+        if n.split(".")[1] in TRAINS[name]:
+            assert p.grad is not None, n
+        else:
+            assert p.grad is None, n
+    assert torch.isfinite(loss) and logs
+
+
+def test_base_stage_fixes_the_latent_scale_when_the_unet_phase_starts():
+    from satecco.build import random_base_model
+    from satecco.presets import TINY
+
+    stage = BaseStage(random_base_model(TINY, 0), TINY.diffusion, vae_steps=2, kl_weight=1e-6)
+    hr = torch.rand(1, 2, 3, 32, 32) * 2 - 1
+    for step in range(3):
+        stage.before_step(step)
+        loss, logs = stage(hr, hr[:, :, :, ::4, ::4])
+        assert set(logs) == ({"vae_l1", "vae_kl"} if step < 2 else {"noise_mse"})
+    mean, square = stage.latent_moments.tolist()
+    assert stage.vae.config.scaling_factor == pytest.approx(1 / np.sqrt(square - mean**2))
+    assert not any(p.requires_grad for p in stage.vae.parameters())
+
+
+def test_train_config_errors_name_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1e-3\ncrop_size: 64\n")
+    with pytest.raises(ValueError, match=r"c.yaml.*crop_size"):
+        load_train_config(str(path), "upscaler")
+    path.write_text("stage: vae\n")
+    with pytest.raises(ValueError, match="stage 'vae', not 'unet'"):
+        load_train_config(str(path), "unet")
+    path.write_text("crop: 30\n")
+    with pytest.raises(ValueError, match=r"c.yaml.*crop=30"):
+        load_train_config(str(path), "unet")
+    config = load_train_config(None, "base", data=("a.mp4",), max_steps=5)
+    assert config.data == ("a.mp4",) and config.max_steps == 5 and config.lr == 5e-5
