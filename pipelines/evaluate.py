@@ -9,7 +9,7 @@ error and does not stop the others.
 
 from __future__ import annotations
 
-from pipelines.upscale import init_ray
+from satecco.cluster import init_ray
 from satecco.evaluate import ClipEvaluator, ClipPair, ClipResult, EvalSettings, pair_row
 
 

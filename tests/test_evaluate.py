@@ -145,7 +145,7 @@ def test_evaluate_logs_to_mlflow(dataset, tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from pipelines.upscale import init_ray
+    from satecco.cluster import init_ray
 
     init_ray(None, num_cpus=2)
     yield
