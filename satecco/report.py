@@ -65,7 +65,7 @@ def plot_per_frame(path: Path, metric: str, series: dict[str, list[float]], firs
 def _cell(value) -> str:
     if value is None:
         return "<td class='na'>n/a</td>"
-    return f"<td>{value:.4f}</td>" if math.isfinite(value) else f"<td>{value}</td>"
+    return f"<td>{value:.5g}</td>" if math.isfinite(value) else f"<td>{value}</td>"
 
 
 def _table(rows: list[tuple[str, dict]], metrics: list[str], unavailable: dict[str, str]) -> str:

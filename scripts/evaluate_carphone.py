@@ -54,13 +54,20 @@ def write_clip(path: Path, frames: list[np.ndarray], frame_rate: Fraction) -> No
             writer.write(frame)
 
 
+def _number(metric: str, value) -> str:
+    if value is None:
+        return "n/a"
+    if not isinstance(value, float):
+        return str(value)  # "inf", "nan"
+    return f"{value:.2f}" if metric == "psnr" else f"{value:.4g}"
+
+
 def table(summary: dict) -> list[str]:
     shown = [m for m in summary["metrics"] if m not in summary["unavailable"]]
     lines = ["| method | " + " | ".join(LABELS[m] for m in shown) + " |", "| --- |" + " --- |" * len(shown)]
     for method, entry in summary["methods"].items():
         cells = [entry["mean"].get(m) for m in shown]
-        lines.append(f"| {method} | " + " | ".join("n/a" if v is None else f"{v:.4f}" if isinstance(v, float)
-                                                     else str(v) for v in cells) + " |")
+        lines.append(f"| {method} | " + " | ".join(_number(m, v) for m, v in zip(shown, cells, strict=True)) + " |")
     return lines
 
 
@@ -85,7 +92,8 @@ def main() -> int:
     write_clip(out / "lr" / "carphone.mkv", lr, frame_rate)
     print(f"{source.name}: {len(hr)} frames {hr[0].shape[1]}x{hr[0].shape[0]} -> LR {lr[0].shape[1]}x{lr[0].shape[0]}")
 
-    seconds = {}
+    timings = out / "timings.json"  # upscale seconds of the run that made each output
+    seconds = json.loads(timings.read_text()) if args.reuse and timings.is_file() else {}
     for method in METHODS:
         if args.reuse and (out / method / "carphone.mkv").is_file():
             print(f"{out / method / 'carphone.mkv'}: reused")
@@ -97,6 +105,7 @@ def main() -> int:
         if code != 0:
             raise SystemExit(f"satecco upscale --method {method} failed ({code})")
         (out / method / "satecco-report.jsonl").unlink(missing_ok=True)  # the Ray engine's run report
+        timings.write_text(json.dumps(seconds))
     command = ["evaluate", "--gt", str(out / "gt"), "-o", str(out / "report"), "--engine", args.engine]
     command += [arg for method in METHODS for arg in ("--pred", f"{method}={out / method}")]
     command += ["--metric-weights", args.metric_weights] if args.metric_weights else []
@@ -126,7 +135,9 @@ def main() -> int:
         "- **Weights: the `tiny` default as it is at this commit.** The embedded tiny weights are still being "
         "trained (issue 4); until they ship, the tiny preset runs with seeded random weights, so the SATeCo and "
         "frame-wise rows measure an untrained model, not the method. The same command regenerates this table "
-        "once the trained weights are in.",
+        "once the trained weights are in. Untrained, TFA is the identity (zero-initialised output projections) "
+        "and the upscaler is plain bicubic (zero-initialised residual), so the frame-wise and SATeCo rows "
+        "coincide up to float rounding, and the random base VAE/UNet put both far below bicubic.",
         f"- Metrics: `satecco evaluate` (RGB, crop_border {summary['conventions']['crop_border']}, "
         f"{summary['conventions']['averaging']}; temporal metrics over consecutive frame pairs). Report with "
         "crops, x-t profiles and per-frame plots: `outputs/carphone/report/index.html`.",
@@ -143,8 +154,8 @@ def main() -> int:
         "",
         f"Wall time on this machine ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch "
         f"threads, CPU; load average {os.getloadavg()[1]:.1f} over the last 5 minutes at the end, so not a "
-        "benchmark): upscale " + ", ".join(f"{m} {seconds[m]:.1f} s" if m in seconds else f"{m} reused from an "
-                                                "earlier run" for m in METHODS)
+        "benchmark; the upscale times are those of the run that wrote each output): upscale "
+        + ", ".join(f"{m} {seconds[m]:.1f} s" if m in seconds else f"{m} not recorded" for m in METHODS)
         + f"; evaluate {evaluate_seconds:.1f} s.",
         "",
     ]
