@@ -136,14 +136,17 @@ def test_base_model_and_weights_from_the_command_line(tiny, tmp_path):
     save_weights(weights, {"refiner": perturb_(tiny.refiner, std=0.2)})
     clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=6, height=16, width=16)
     common = ["--codec", "ffv1", "--steps", "1", "--no-progress"]
-    assert main(["upscale", "--engine", "local", str(clip), "-o", str(tmp_path / "plain"), *common]) == 0
-    assert main(["upscale", "--engine", "local", str(clip), "-o", str(tmp_path / "base-only"), "--base-model", str(folder), *common]) == 0
-    assert main(["upscale", "--engine", "local", str(clip), "-o", str(tmp_path / "trained"), "--base-model", str(folder),
-                 "--weights", str(weights), *common]) == 0
-    plain, base_only, trained = (np.stack(list(read_frames(tmp_path / d / "clip.mkv")))
-                                 for d in ("plain", "base-only", "trained"))
-    np.testing.assert_array_equal(base_only, plain)  # the saved base is the seeded default
-    assert np.abs(trained.astype(int) - plain).mean() > 1.0  # the refiner weights were used
+    from satecco.presets import EMBEDDED_TINY
+
+    runs = {"default": [], "shipped": ["--base-model", str(EMBEDDED_TINY), "--weights", str(EMBEDDED_TINY / "satecco.safetensors")],
+            "base-only": ["--base-model", str(folder)], "trained": ["--base-model", str(folder), "--weights", str(weights)]}
+    for name, options in runs.items():
+        assert main(["upscale", "--engine", "local", str(clip), "-o", str(tmp_path / name), *options, *common]) == 0
+    default, shipped, base_only, trained = (np.stack(list(read_frames(tmp_path / d / "clip.mkv"))).astype(int)
+                                             for d in runs)
+    np.testing.assert_array_equal(default, shipped)  # no files given: the embedded default
+    assert np.abs(base_only - default).mean() > 1.0  # the folder's (random) base was used
+    assert np.abs(trained - base_only).mean() > 1.0  # the refiner weights were used
 
 
 def test_manifests_list_inputs_and_bad_manifests_are_named(tmp_path, capsys):
