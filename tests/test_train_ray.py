@@ -210,11 +210,31 @@ def test_mlflow_server_holds_the_whole_run(ray_instance, tmp_path, clip, mlflow_
     assert upscaled.shape == (6, 64, 64, 3) and upscaled.dtype == np.uint8
 
 
-def test_train_command_and_job_entry_point_refuse_bad_data(tmp_path):
+@pytest.mark.parametrize("stage", ["base", "upscaler", "unet", "vae", "refiner"])
+def test_job_entry_points_refuse_bad_data_before_ray_starts(tmp_path, stage):
     bad = tmp_path / "notes.txt"
     bad.write_text("not a video")
-    for command in ([sys.executable, "-m", "satecco.cli", "train", "upscaler"],
-                    [sys.executable, "jobs/train_upscaler.py"]):
-        done = subprocess.run([*command, "--data", str(bad), "--max-steps", "1"], capture_output=True, text=True,
-                              cwd=Path(__file__).parents[1], timeout=120)
-        assert done.returncode == 2 and "notes.txt" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, f"jobs/train_{stage}.py", "--data", str(bad), "--max-steps", "1"],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=120)
+    assert done.returncode == 2 and "notes.txt" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_job_entry_point_trains_as_ray_job_submit_would_run_it(tmp_path, clip):
+    """`python jobs/train_upscaler.py ...` in its own process (its own local Ray instance)."""
+    output = tmp_path / "upscaler.safetensors"
+    done = subprocess.run(
+        [sys.executable, "jobs/train_upscaler.py", "--data", clip, "--max-steps", "2", "--output", str(output),
+         "--storage-path", str(tmp_path / "ray"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         "--config", str(_tiny_config(tmp_path))],
+        capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "upscaler done at step 2" in done.stdout
+    from satecco.checkpoints import read_weight_configs
+
+    assert "upscaler" in read_weight_configs(output)
+
+
+def _tiny_config(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text("frames: 6\ncrop: 32\nbatch_size: 1\ncheckpoint_every: 2\nvalidate_every: 2\n")
+    return path
