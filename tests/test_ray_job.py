@@ -1,0 +1,85 @@
+"""`ray job submit` against a real head node (dashboard job server on loopback): the upscale pipeline
+and a training job run as Ray jobs, as README tells cluster users to run them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media import plain_pyav_mp4
+
+from satecco.video_io import read_frames
+
+pytestmark = pytest.mark.timeout(900)
+ROOT = Path(__file__).resolve().parents[1]
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def head():
+    """A head node started by `ray start --head --block` in its own process group, stopped with it."""
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    dashboard = _free_port()
+    temp = tempfile.mkdtemp(prefix="rayjob", dir="/tmp")  # short: Ray's socket paths live under it
+    process = subprocess.Popen(
+        [RAY, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(_free_port()),
+         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+         "--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
+         "--num-cpus", "3", "--temp-dir", temp, "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    address = f"http://127.0.0.1:{dashboard}"
+    deadline = time.time() + 240
+    while subprocess.run([RAY, "job", "list", "--address", address], capture_output=True, env=env).returncode:
+        if time.time() > deadline or process.poll() is not None:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail("the Ray head node's job server did not come up")
+        time.sleep(2)
+    yield address, env
+    os.killpg(process.pid, signal.SIGTERM)
+    time.sleep(5)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=60)
+
+
+def _submit(head, *entrypoint: str) -> subprocess.CompletedProcess:
+    address, env = head
+    return subprocess.run([RAY, "job", "submit", "--address", address, "--", *entrypoint], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=600)
+
+
+def test_upscale_runs_as_a_ray_job(head, tmp_path):
+    clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=8, height=32, width=48)
+    done = _submit(head, sys.executable, "-m", "satecco.cli", "upscale", str(clip), "-o", str(tmp_path / "out"),
+                   "--address", "auto", "--codec", "ffv1", "--steps", "1", "--no-progress")
+    assert done.returncode == 0 and "succeeded" in done.stdout + done.stderr, done.stdout[-3000:]
+    frames = np.stack(list(read_frames(tmp_path / "out" / "clip.mkv")))
+    assert frames.shape == (8, 128, 192, 3)
+
+
+def test_training_entry_point_runs_as_a_ray_job(head, tmp_path):
+    clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=8, height=32, width=48)
+    config = tmp_path / "tiny.yaml"
+    config.write_text("frames: 6\ncrop: 32\nbatch_size: 1\ncheckpoint_every: 2\nvalidate_every: 2\n")
+    output = tmp_path / "upscaler.safetensors"
+    done = _submit(head, sys.executable, "jobs/train_upscaler.py", "--address", "auto", "--config", str(config),
+                   "--data", str(clip), "--max-steps", "2", "--output", str(output), "--storage-path",
+                   str(tmp_path / "ray"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert done.returncode == 0 and "upscaler done at step 2" in done.stdout, done.stdout[-3000:]
+    assert output.is_file()
