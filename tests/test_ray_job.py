@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media import plain_pyav_mp4
+from media import free_port, plain_pyav_mp4
 
 from satecco.video_io import read_frames
 
@@ -23,22 +22,16 @@ ROOT = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def head():
     """A head node started by `ray start --head --block` in its own process group, stopped with it."""
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    dashboard = _free_port()
+    dashboard = free_port()
     temp = tempfile.mkdtemp(prefix="rayjob", dir="/tmp")  # short: Ray's socket paths live under it
     process = subprocess.Popen(
-        [RAY, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(_free_port()),
+        [RAY, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(free_port()),
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-         "--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
+         "--ray-client-server-port", str(free_port()), "--dashboard-agent-listen-port", str(free_port()),
          "--num-cpus", "3", "--temp-dir", temp, "--disable-usage-stats"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     address = f"http://127.0.0.1:{dashboard}"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from media import write
+from media import free_port, write
 
 from satecco.training.config import TrainConfig
 
@@ -142,15 +141,9 @@ def test_restarted_job_with_the_same_name_counts_on(ray_instance, tmp_path, clip
     assert len(history(cfg.resolved(), "loss")) == 12  # one MLflow run, steps 1..12
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
