@@ -1,11 +1,17 @@
-"""Ray engine against the in-process engine on the same inputs, and memory against video length.
+"""The Ray engine against the in-process engine, as a user runs them, and memory against video length.
 
-    python benchmarks/bench_engines.py                      # tiny preset, CPU, clips cut from the sample
-    python benchmarks/bench_engines.py --videos 4 --frames 24 --size 64x36
+    python benchmarks/bench_engines.py                 # tiny preset, CPU, clips cut from the sample
+    python benchmarks/bench_engines.py --videos 4 --frames 24 --size 160x90 --steps 4
 
-Prints frames per second of each engine and their ratio, then the peak resident memory of the
-driver plus every Ray worker process (sampled every 0.2 s with psutil) for a short and a 10x longer
-input through the Ray engine.
+Each measurement is one fresh ``satecco upscale`` process, exactly as a user starts it: ``--engine
+local``, and ``--engine ray`` with ``configs/pipeline/cpu.yaml`` (which starts a local Ray instance,
+its stage actors, and stops them at the end). Both pay their imports and model build; the Ray engine
+also pays Ray's start-up. Printed: wall seconds and frames per second of each engine on one video and
+on several, their ratios, then the peak resident memory of the whole process tree (driver, Ray's
+daemons and workers; sampled every 0.2 s with psutil) through the Ray engine for a short input and one
+10x longer. The memory runs use one stage actor (the pipeline config with its pool cut to one), so
+that they show how memory grows with length and not with the number of actors (a pool never starts
+more actors than the input has segments, and the short input has one).
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -21,17 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import yaml
 
-os.environ.setdefault("RAY_AUTH_MODE", "token")
-
-from pipelines.config import load_pipeline_config  # noqa: E402
-from pipelines.upscale import init_ray, run_ray  # noqa: E402
-from satecco.build import build_pipeline  # noqa: E402
-from satecco.presets import ModelSpec  # noqa: E402
-from satecco.upscale import VideoSettings, run_local  # noqa: E402
-from satecco.video_io import VideoWriter, read_frames  # noqa: E402
+from satecco.video_io import VideoWriter, read_frames
 
 ROOT = Path(__file__).parent.parent
+SATECCO = str(Path(sys.executable).parent / "satecco")
 
 
 def make_clips(folder: Path, count: int, frames: int, size: tuple[int, int]) -> list[str]:
@@ -48,69 +51,81 @@ def make_clips(folder: Path, count: int, frames: int, size: tuple[int, int]) -> 
     return paths
 
 
-class PeakMemory:
-    """Peak summed RSS of this process and its descendants (Ray's workers included)."""
+def tree_rss(process: psutil.Process) -> int:
+    """Resident memory of ``process`` and all its descendants (Ray's daemons and workers included)."""
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
 
-    def __init__(self):
-        self.peak, self._stop = 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for process in [me, *me.children(recursive=True)]:
-                try:
-                    total += process.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
+def run_cli(args: list[str]) -> tuple[float, int]:
+    """Run ``satecco upscale ARGS`` in a fresh process; returns (wall seconds, peak tree RSS in bytes)."""
+    started = time.perf_counter()
+    process = subprocess.Popen([SATECCO, "upscale", *args, "--no-progress"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    watched, peak, done = psutil.Process(process.pid), 0, threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss(watched))
             time.sleep(0.2)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = process.communicate()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"satecco upscale {' '.join(args)} failed:\n{stderr[-3000:]}")
+    return seconds, peak
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=int, default=3)
-    parser.add_argument("--frames", type=int, default=12)
-    parser.add_argument("--size", default="48x32", help="LR WxH")
+    parser.add_argument("--videos", type=int, default=3, help="videos in the several-videos run")
+    parser.add_argument("--frames", type=int, default=24, help="frames per video")
+    parser.add_argument("--size", default="160x90", help="LR WxH")
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--memory-frames", type=int, default=12, help="short input of the memory run")
+    parser.add_argument("--memory-size", default="48x32", help="LR WxH of the memory run")
     parser.add_argument("--pipeline-config", default=str(ROOT / "configs" / "pipeline" / "cpu.yaml"))
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
-    spec, settings = ModelSpec(preset="tiny", steps=args.steps), VideoSettings(codec="ffv1")
-    config = load_pipeline_config(args.pipeline_config)
+    common = ["--preset", "tiny", "--steps", str(args.steps), "--codec", "ffv1"]
+    engines = {"local": ["--engine", "local"],
+               "ray": ["--engine", "ray", "--pipeline-config", args.pipeline_config]}
     work = Path(tempfile.mkdtemp(prefix="satecco-bench-"))
     try:
         clips = make_clips(work, args.videos, args.frames, size)
-        total = args.videos * args.frames
-        started = time.perf_counter()
-        run_local(clips, work / "local", build_pipeline(spec), settings, progress=False)
-        local_s = time.perf_counter() - started
-        init_ray(None)
-        run_ray(clips[:1], work / "warm", spec, settings, config, progress=False)  # Ray start-up, not timed
-        started = time.perf_counter()
-        run_ray(clips, work / "ray", spec, settings, config, progress=False)
-        ray_s = time.perf_counter() - started
-        print(f"{args.videos} videos x {args.frames} frames of {args.size} (tiny, {args.steps} steps, "
-              f"{os.cpu_count()} cores)")
-        print(f"local engine: {total / local_s:.3f} frames/s ({local_s:.1f} s)")
-        print(f"ray engine:   {total / ray_s:.3f} frames/s ({ray_s:.1f} s, actor start-up included)")
-        print(f"ray / local:  {local_s / ray_s:.2f}")
+        print(f"tiny preset, {args.steps} steps, {os.cpu_count()} cores, clips of {args.frames} frames of "
+              f"{args.size}; one fresh `satecco upscale` process per figure")
+        for label, inputs in (("1 video", clips[:1]), (f"{args.videos} videos", clips)):
+            frames, seconds = len(inputs) * args.frames, {}
+            for engine, flags in engines.items():
+                out = work / f"{engine}-{len(inputs)}"
+                seconds[engine], _ = run_cli([*inputs, "-o", str(out), *common, *flags])
+                print(f"{label}, {engine:5s} engine: {seconds[engine]:6.1f} s, "
+                      f"{frames / seconds[engine]:.3f} frames/s")
+            print(f"{label}, ray / local: {seconds['local'] / seconds['ray']:.2f}")
+        memory_size = tuple(int(v) for v in args.memory_size.split("x"))
+        one_actor = work / "one-actor.yaml"
+        layout = yaml.safe_load(Path(args.pipeline_config).read_text())
+        for group in layout["groups"]:
+            group["min_actors"] = group["max_actors"] = 1
+        one_actor.write_text(yaml.safe_dump(layout))
         peaks = {}
         for repeat in (1, 10):
-            long_clip = make_clips(work, 1, args.frames * repeat, size)
-            with PeakMemory() as memory:
-                run_ray(long_clip, work / f"mem{repeat}", spec, settings, config, progress=False)
-            peaks[repeat] = memory.peak
-            print(f"peak RSS, driver + workers, {args.frames * repeat} frames: {memory.peak / 2**20:.0f} MiB")
+            clip = make_clips(work, 1, args.memory_frames * repeat, memory_size)
+            _, peaks[repeat] = run_cli([*clip, "-o", str(work / f"mem{repeat}"), *common, "--engine", "ray",
+                                        "--pipeline-config", str(one_actor)])
+            print(f"peak RSS, whole process tree, {args.memory_frames * repeat} frames of {args.memory_size}: "
+                  f"{peaks[repeat] / 2**20:.0f} MiB")
         print(f"10x longer / short: {peaks[10] / peaks[1]:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

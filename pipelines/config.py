@@ -5,18 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from satecco.pipeline import PARTS
-
-#: The paper's stages in order, and the pipeline part each belongs to.
+#: The paper's stages in order, and the pipeline part (``satecco.pipeline.PARTS``) each belongs to.
 STAGES = {"upscale": "encode", "encode": "encode", "denoise": "denoise", "decode": "decode", "refine": "decode"}
+#: The parts in order. Spelled out here so that the driver never imports torch (``satecco.pipeline`` does).
+PARTS = tuple(dict.fromkeys(STAGES.values()))
 
 
 @dataclass(frozen=True)
 class GroupConfig:
     """Stages that run in one actor pool.
 
-    ``min_actors``/``max_actors`` size ``ActorPoolStrategy``; ``num_gpus`` and ``num_cpus`` are per actor
-    (fractions let several actors share a device); ``batch_size`` counts segments per call.
+    ``min_actors``/``max_actors`` size ``ActorPoolStrategy`` (never above the run's segment count);
+    ``num_gpus`` and ``num_cpus`` are per actor (fractions let several actors share a device);
+    ``batch_size`` counts segments per call. ``threads``: torch's threads per actor, ``"all"`` for the
+    node's cores; by default Ray's ``OMP_NUM_THREADS`` (``num_cpus``). More threads than ``num_cpus``
+    let actors share cores: one busy actor gets them all, two busy ones split them (stage actors wait
+    passively, ``OMP_WAIT_POLICY=PASSIVE``, so sharing does not spin).
     """
 
     stages: tuple[str, ...]
@@ -25,6 +29,7 @@ class GroupConfig:
     num_gpus: float = 0.0
     num_cpus: float = 1.0
     batch_size: int = 1
+    threads: int | str | None = None
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -58,14 +63,34 @@ class PipelineConfig:
             if not 1 <= group.min_actors <= group.max_actors:
                 raise ValueError(f"group {group.name}: need 1 <= min_actors <= max_actors, got "
                                  f"{group.min_actors}..{group.max_actors}")
+            if not (group.threads is None or group.threads == "all"
+                    or (isinstance(group.threads, int) and group.threads >= 1)):
+                raise ValueError(f"group {group.name}: threads must be a positive integer or 'all', "
+                                 f"got {group.threads!r}")
         if self.windows_per_segment < 1:
             raise ValueError(f"windows_per_segment must be at least 1, got {self.windows_per_segment}")
 
 
-def load_pipeline_config(path: str | Path | None) -> PipelineConfig:
-    """Read a pipeline YAML (see ``configs/pipeline/*.yaml``); ``None`` gives the single-actor default."""
+def default_pipeline_config(resources: dict[str, float]) -> PipelineConfig:
+    """The layout used without a pipeline YAML, from the cluster's resources (``ray.cluster_resources()``).
+
+    With GPUs: every stage in one actor per GPU (nothing but a segment's frames crosses the object
+    store). Without: two fused actors that may each use every core of their node (see
+    ``configs/pipeline/cpu.yaml``).
+    """
+    gpus = int(resources.get("GPU", 0))
+    if gpus:
+        group = GroupConfig(tuple(STAGES), min_actors=1, max_actors=gpus, num_gpus=1, num_cpus=1)
+        return PipelineConfig(groups=(group,), decode_cpus=0.5, write_cpus=1)
+    group = GroupConfig(tuple(STAGES), min_actors=2, max_actors=2, num_cpus=1, threads="all")
+    return PipelineConfig(groups=(group,), decode_cpus=0.25, write_cpus=0.25)
+
+
+def load_pipeline_config(path: str | Path | None) -> PipelineConfig | None:
+    """Read a pipeline YAML (see ``configs/pipeline/*.yaml``); ``None`` for no file, which lets the
+    engine choose :func:`default_pipeline_config` once it sees the cluster."""
     if path is None:
-        return PipelineConfig()
+        return None
     import yaml
 
     path = Path(path)

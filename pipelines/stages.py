@@ -6,6 +6,7 @@ video fails alone. Model stages do no file I/O; reading and writing have their o
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from fractions import Fraction
@@ -16,12 +17,25 @@ import numpy as np
 from satecco import storage
 from satecco.errors import SateccoError, VideoError
 from satecco.presets import ModelSpec
-from satecco.video_io import VideoWriter, read_frames
+from satecco.video_io import VideoWriter, count_frames, probe, read_frames
 
 
 def _failed(row: dict, error: Exception) -> dict:
     message = str(error) if isinstance(error, SateccoError) else f"{row['video']}: {type(error).__name__}: {error}"
     return {**row, "error": message}
+
+
+def probe_source(source: str) -> tuple[str, bool, int] | str:
+    """CPU task: ``(frame rate, has audio, frame count)`` of one input, or the error naming it.
+
+    A remote input is fetched into this machine's cache, where this machine's decode tasks find it.
+    """
+    try:
+        local = str(storage.fetch(source)) if storage.is_remote(source) else source
+        info = probe(local)
+        return str(info.frame_rate), info.has_audio, count_frames(local)
+    except (SateccoError, OSError) as error:
+        return f"{source}: {error.cause if isinstance(error, VideoError) else error}"
 
 
 def decode_segment(row: dict) -> dict:
@@ -53,15 +67,28 @@ class SATeCoStage:
     only latents travel between groups and only uint8 frames leave the last one.
     """
 
-    def __init__(self, spec: ModelSpec, parts: tuple[str, ...], name: str, seed: int, overlap: int):
+    def __init__(self, spec: ModelSpec, parts: tuple[str, ...], name: str, seed: int, overlap: int,
+                 threads: int | str | None = None):
         from satecco.build import build_pipeline
 
+        self.threads = None if threads is None else len(os.sched_getaffinity(0)) if threads == "all" else int(threads)
+        self._set_threads()
         self.pipeline = build_pipeline(spec)
         self.parts, self.name, self.seed, self.overlap = tuple(parts), name, seed, overlap
+
+    def _set_threads(self) -> None:
+        """Give torch ``self.threads`` threads in the calling thread. Ray Data calls the actor from a
+        worker thread, whose OpenMP thread count (which oneDNN's kernels read) starts at the process's
+        ``OMP_NUM_THREADS`` (Ray sets it to ``num_cpus``), not at what ``__init__`` set."""
+        if self.threads is not None:
+            import torch
+
+            torch.set_num_threads(self.threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from satecco.segments import run_segment
 
+        self._set_threads()
         row = {key: value[0] for key, value in batch.items()}
         if not row["error"]:
             started = time.perf_counter()

@@ -1,12 +1,13 @@
 """The Ray engine of ``satecco upscale``: a streaming Ray Data graph over segments of many videos.
 
     segments -> decode (CPU tasks, PyAV) -> stage actor pools (upscale+encode | denoise | decode+refine,
-    fused as configs/pipeline/*.yaml say) -> write part files (CPU tasks) -> driver joins each video's parts
+    fused as configs/pipeline/*.yaml say) -> write part files (CPU tasks) -> join tasks
 
-The driver plans the segments, streams the results, and joins a video's parts (a remux, no
-re-encode) as soon as its last part lands; no shuffle, no ``groupby``. Part files are kept under
-``OUTDIR/.satecco-parts/`` until their video is joined, so a rerun after a crash skips finished videos
-and finished parts alike. Every run writes ``OUTDIR/satecco-report.jsonl``.
+The driver plans the segments (remote inputs are probed by tasks), streams the results, and starts a
+task that joins a video's parts (a remux, no re-encode) as soon as its last part lands; no shuffle, no
+``groupby``. Part files are kept under ``OUTDIR/.satecco-parts/`` until their video is joined, so a
+rerun after a crash skips finished videos and finished parts alike. Every run writes
+``OUTDIR/satecco-report.jsonl``.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipelines.config import PipelineConfig
-from pipelines.stages import ModelSpec, SATeCoStage, decode_segment, part_name, parts_folder, write_segment
+from pipelines.config import PipelineConfig, default_pipeline_config
+from pipelines.stages import SATeCoStage, decode_segment, part_name, parts_folder, probe_source, write_segment
 from satecco import storage
 from satecco.cluster import init_ray
-from satecco.errors import SateccoError, VideoError
+from satecco.errors import SateccoError
+from satecco.presets import ModelSpec
 from satecco.upscale import VideoResult, VideoSettings, output_path
-from satecco.video_io import concat_segments, count_frames, probe
+from satecco.video_io import concat_segments
 from satecco.windows import plan_segments
 
 log = logging.getLogger(__name__)
@@ -50,28 +52,41 @@ class VideoPlan:
     started: float
 
 
-def plan_videos(inputs: list[str], outdir: str, settings: VideoSettings, config: PipelineConfig
-                ) -> tuple[list[VideoResult], dict[str, VideoPlan], list[dict]]:
+def probe_inputs(sources: list[str], decode_cpus: float, address: str | None) -> dict[str, tuple | str]:
+    """:func:`probe_source` of every input: local ones here (a header read and a packet count), remote
+    ones as Ray tasks in parallel, so that the driver never downloads the archive it plans."""
+    remote = [s for s in sources if storage.is_remote(s)]
+    probed = {s: probe_source(s) for s in sources if not storage.is_remote(s)}
+    if remote:
+        init_ray(address)  # before Ray's import: it sets what Ray reads on import
+        import ray
+
+        task = ray.remote(num_cpus=decode_cpus)(probe_source)
+        probed.update(zip(remote, ray.get([task.remote(s) for s in remote]), strict=True))
+    return probed
+
+
+def plan_videos(inputs: list[str], outdir: str, settings: VideoSettings, config: PipelineConfig,
+                address: str | None = None) -> tuple[list[VideoResult], dict[str, VideoPlan], list[dict]]:
     """Probe inputs, skip finished videos and parts; returns (final results so far, plans, segment rows)."""
-    results, plans, rows = [], {}, []
+    results, todo = [], []
     for source in inputs:
         target = output_path(source, outdir, settings.codec)
         if storage.exists(target):
             results.append(VideoResult(source, target, "skipped", 0, 0.0, None))
+        else:
+            todo.append(source)
+    plans, rows = {}, []
+    for source, probed in probe_inputs(todo, config.decode_cpus, address).items():
+        if isinstance(probed, str):
+            results.append(VideoResult(source, None, "failed", 0, 0.0, probed))
             continue
-        try:
-            local = str(storage.fetch(source)) if storage.is_remote(source) else source
-            info = probe(local)
-            frames = count_frames(local)
-        except (SateccoError, OSError) as error:
-            cause = error.cause if isinstance(error, VideoError) else str(error)
-            results.append(VideoResult(source, None, "failed", 0, 0.0, f"{source}: {cause}"))
-            continue
+        frame_rate, has_audio, frames = probed
+        target = output_path(source, outdir, settings.codec)
         folder = parts_folder(outdir, target)
         segments = plan_segments(frames, settings.window, settings.window_overlap, config.windows_per_segment)
         parts = [storage.join(folder, part_name(s.index, settings.codec)) for s in segments]
-        plan = VideoPlan(source, target, str(info.frame_rate), info.has_audio, frames, parts, 0, 0,
-                         time.perf_counter())
+        plan = VideoPlan(source, target, frame_rate, has_audio, frames, parts, 0, 0, time.perf_counter())
         for segment, part in zip(segments, parts, strict=True):
             if storage.exists(part):
                 plan.reused += 1  # finished by an earlier run
@@ -98,12 +113,19 @@ def build_dataset(rows: list[dict], spec: ModelSpec, settings: VideoSettings, co
     ds = ds.map(decode_segment, num_cpus=config.decode_cpus)
     for group in config.groups:
         # One actor per model replica: weights load once in __init__; batch_size=1 segment (windows
-        # inside a segment run one after another, so memory is that of one window).
+        # inside a segment run one after another, so memory is that of one window). No more actors
+        # than segments: an actor with nothing to do would only cost its start-up.
         ds = ds.map_batches(
             SATeCoStage, fn_constructor_kwargs=dict(spec=spec, parts=group.parts, name=group.name,
-                                                    seed=settings.seed, overlap=settings.window_overlap),
-            compute=ActorPoolStrategy(min_size=group.min_actors, max_size=group.max_actors),
+                                                    seed=settings.seed, overlap=settings.window_overlap,
+                                                    threads=group.threads),
+            # One segment in flight per actor: a segment keeps an actor busy for seconds to minutes, and
+            # one queued behind it would wait there while another actor idles.
+            compute=ActorPoolStrategy(min_size=min(group.min_actors, len(rows)),
+                                      max_size=min(group.max_actors, len(rows)), max_tasks_in_flight_per_actor=1),
             batch_size=group.batch_size, num_gpus=group.num_gpus, num_cpus=group.num_cpus,
+            # OpenMP threads that spin while waiting starve other actors on the same cores.
+            runtime_env={"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}},
         )  # Ray Data restarts a crashed actor and retries its segment (max_restarts=-1 by default)
     # Encoding the 4x frames is CPU work too; tasks write each part atomically.
     return ds.map(write_segment, num_cpus=config.write_cpus)
@@ -129,9 +151,22 @@ def join_video(plan: VideoPlan, settings: VideoSettings) -> None:
     storage.remove(folder)
 
 
+def join_or_error(plan: VideoPlan, settings: VideoSettings) -> str | None:
+    """:func:`join_video` as a CPU task: ``None`` when done, else the error naming the input."""
+    try:
+        join_video(plan, settings)
+    except (SateccoError, OSError) as error:
+        return str(error) if str(error).startswith(plan.source) else f"{plan.source}: {error}"
+    return None
+
+
 def run_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, settings: VideoSettings,
-            config: PipelineConfig, address: str | None = None, progress: bool = True) -> list[VideoResult]:
-    """Upscale every input with the Ray engine; returns one result per input and writes the report."""
+            config: PipelineConfig | None, address: str | None = None, progress: bool = True
+            ) -> list[VideoResult]:
+    """Upscale every input with the Ray engine; returns one result per input and writes the report.
+
+    ``config`` ``None``: :func:`default_pipeline_config` for the cluster joined or started.
+    """
     from tqdm import tqdm
 
     outdir = str(outdir)
@@ -143,16 +178,36 @@ def run_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, settings: Vi
         results = [VideoResult(s, None, "failed", 0, 0.0, f"{s}: cannot create {outdir}: {error}") for s in inputs]
         _report(results, outdir, {}, 0.0, progress, write=False)
         return results
-    results, plans, rows = plan_videos(inputs, outdir, settings, config)
+    # Segments are cut with PipelineConfig's windows_per_segment, which the default layouts keep.
+    results, plans, rows = plan_videos(inputs, outdir, settings, config or PipelineConfig(), address)
     for plan in [p for p in plans.values() if p.pending == 0]:  # every part done by an earlier run
-        results.append(_join(plan, settings))
+        results.append(_result(plan, join_or_error(plan, settings)))
         del plans[plan.source]
     busy: dict[str, float] = defaultdict(float)
-    failed: dict[str, str] = {}
     if rows:
-        init_ray(address)
+        init_ray(address)  # before Ray's import: it sets what Ray reads on import
+        import ray
+
+        config = config or default_pipeline_config(ray.cluster_resources())
+        # Joins run as tasks beside the pipeline, near the parts, not through the driver.
+        join_task, joining = ray.remote(num_cpus=config.write_cpus)(join_or_error), {}
+        failed: dict[str, str] = {}
         bar = tqdm(total=sum(r["emit_stop"] - r["emit_start"] for r in rows), unit="frame",
                    disable=not progress, dynamic_ncols=True, file=sys.stderr)
+
+        def collect_joins(wait: bool) -> None:
+            done, _ = ray.wait(list(joining), num_returns=len(joining), timeout=None if wait else 0)
+            for ref in done:
+                plan = joining.pop(ref)
+                try:
+                    error = ray.get(ref)
+                except ray.exceptions.RayError as crash:  # the task's worker died every retry
+                    error = f"{plan.source}: joining its parts failed: {crash}"
+                results.append(_result(plan, error))
+                if error:
+                    tqdm.write(f"satecco: error: {error}", file=sys.stderr)
+            bar.set_postfix(videos=f"{len(results)}/{len(inputs)}")
+
         try:
             for row in build_dataset(rows, spec, settings, config).iter_rows():
                 for key, value in row.items():
@@ -165,14 +220,15 @@ def run_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, settings: Vi
                     failed.setdefault(source, row["error"])
                 else:
                     bar.update(int(row["frames_written"]))
-                bar.set_postfix(videos=f"{len(results)}/{len(inputs)}")
                 if plan.pending == 0:
                     if source in failed:
-                        results.append(VideoResult(source, None, "failed", 0, time.perf_counter() - plan.started,
-                                                   failed[source]))
+                        results.append(_result(plan, failed[source]))
                         tqdm.write(f"satecco: error: {failed[source]}", file=sys.stderr)
                     else:
-                        results.append(_join(plan, settings))
+                        joining[join_task.remote(plan, settings)] = plan
+                collect_joins(wait=False)
+            if joining:
+                collect_joins(wait=True)
         finally:
             bar.close()
     order = {source: i for i, source in enumerate(inputs)}
@@ -181,14 +237,11 @@ def run_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, settings: Vi
     return results
 
 
-def _join(plan: VideoPlan, settings: VideoSettings) -> VideoResult:
-    try:
-        join_video(plan, settings)
-    except (SateccoError, OSError) as error:
-        message = str(error) if str(error).startswith(plan.source) else f"{plan.source}: {error}"
-        return VideoResult(plan.source, None, "failed", 0, time.perf_counter() - plan.started, message)
-    return VideoResult(plan.source, plan.target, "ok", plan.frames, time.perf_counter() - plan.started,
-                       reused_parts=plan.reused)
+def _result(plan: VideoPlan, error: str | None) -> VideoResult:
+    seconds = time.perf_counter() - plan.started
+    if error:
+        return VideoResult(plan.source, None, "failed", 0, seconds, error)
+    return VideoResult(plan.source, plan.target, "ok", plan.frames, seconds, reused_parts=plan.reused)
 
 
 def _report(results: list[VideoResult], outdir: str, busy: dict[str, float], seconds: float, progress: bool,

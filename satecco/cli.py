@@ -136,7 +136,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_upscale(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from satecco.build import build_pipeline
     from satecco.presets import ModelSpec
     from satecco.upscale import VideoSettings, expand_inputs
 
@@ -156,6 +155,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         results = run_ray(inputs, args.output, spec, settings, load_pipeline_config(args.pipeline_config),
                           address=args.address, progress=not args.no_progress)
     else:
+        from satecco.build import build_pipeline
         from satecco.upscale import run_local
 
         results = run_local(inputs, args.output, build_pipeline(spec), settings, progress=not args.no_progress)
@@ -230,14 +230,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _check_model_files(spec) -> None:
     """Fail fast, before any cluster work, on model files the workers could not load (headers and
     configs only: the driver never loads the weights themselves)."""
-    from satecco.build import check_base_model_folder
-    from satecco.checkpoints import read_weight_configs
     from satecco.presets import get_preset
 
     get_preset(spec.preset)
     if spec.base_model:
+        from satecco.build import check_base_model_folder
+
         check_base_model_folder(spec.base_model)
     if spec.weights:
+        from satecco.checkpoints import read_weight_configs
+
         read_weight_configs(spec.weights)
 
 

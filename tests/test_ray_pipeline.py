@@ -158,6 +158,10 @@ def test_pipeline_configs_refuse_splits_that_would_ship_pixels(tmp_path):
                    "    max_actors: 2\n")
     with pytest.raises(ValueError, match="bad.yaml: group .* min_actors <= max_actors"):
         load_pipeline_config(bad)
+    for threads in ("0", "lots"):
+        bad.write_text(f"groups:\n  - stages: [upscale, encode, denoise, decode, refine]\n    threads: {threads}\n")
+        with pytest.raises(ValueError, match="bad.yaml: group .* threads must be a positive integer or 'all'"):
+            load_pipeline_config(bad)
 
 
 def test_local_instance_listens_on_loopback_only(tmp_path):

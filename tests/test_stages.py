@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import torch
 from media import plain_pyav_mp4
 
 from pipelines.config import PipelineConfig
@@ -40,3 +43,15 @@ def test_stages_on_plain_rows(tmp_path):
     assert str(bad) in failed["error"] and "lr" not in failed
     batch = {key: np.array([value]) for key, value in failed.items()}
     assert stage(batch)["error"][0] == failed["error"]  # error rows pass through untouched
+
+
+def test_stage_actor_sets_torch_threads():
+    """``threads`` in a pipeline group: an int, or ``all`` for every core this process may use."""
+    before = torch.get_num_threads()
+    try:
+        SATeCoStage(ModelSpec(steps=1), parts=("encode",), name="encode", seed=1, overlap=2, threads=1)
+        assert torch.get_num_threads() == 1
+        SATeCoStage(ModelSpec(steps=1), parts=("encode",), name="encode", seed=1, overlap=2, threads="all")
+        assert torch.get_num_threads() == len(os.sched_getaffinity(0))
+    finally:
+        torch.set_num_threads(before)
