@@ -16,7 +16,13 @@ import numpy as np
 import pytest
 from media import NTSC, audio_packets, plain_pyav_mp4
 
-from pipelines.config import GroupConfig, PipelineConfig, load_pipeline_config
+from pipelines.config import (
+    STAGES,
+    GroupConfig,
+    PipelineConfig,
+    default_pipeline_config,
+    load_pipeline_config,
+)
 from pipelines.upscale import REPORT, init_ray, run_ray
 from satecco.build import build_pipeline
 from satecco.presets import ModelSpec
@@ -146,6 +152,27 @@ def test_killed_driver_resumes_without_redoing_finished_parts(clips, reference, 
 def test_shipped_pipeline_configs_are_valid(path):
     config = load_pipeline_config(path)
     assert [s for g in config.groups for s in g.stages] == ["upscale", "encode", "denoise", "decode", "refine"]
+
+
+def test_default_layout_follows_the_cluster():
+    """Without a pipeline YAML: one fused actor per GPU where there are GPUs, else two CPU actors that
+    may each use every core."""
+    (gpu,) = default_pipeline_config({"CPU": 64.0, "GPU": 8.0}).groups
+    assert (gpu.stages, gpu.num_gpus, gpu.min_actors, gpu.max_actors) == (tuple(STAGES), 1, 1, 8)
+    (cpu,) = default_pipeline_config({"CPU": 3.0}).groups
+    assert (cpu.num_gpus, cpu.max_actors, cpu.num_cpus, cpu.threads) == (0, 2, 1, "all")
+    # Segments are planned before the cluster is seen, with the class default.
+    assert {default_pipeline_config(r).windows_per_segment for r in ({"GPU": 1.0}, {})} == \
+        {PipelineConfig().windows_per_segment}
+
+
+def test_driver_imports_neither_torch_nor_diffusers():
+    """The Ray engine's driver only plans and joins: `satecco upscale` must not spend seconds importing
+    the model libraries before it starts Ray (the stage actors import them)."""
+    code = ("import sys, satecco.cli, pipelines.upscale\n"
+            "print(sorted(m for m in ('torch', 'diffusers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_pipeline_configs_refuse_splits_that_would_ship_pixels(tmp_path):
