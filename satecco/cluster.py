@@ -12,15 +12,20 @@ def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bo
     """Join ``address`` (``auto``, ``ray://…``, ``host:port``) or start a local instance on loopback
     with token authentication on.
 
-    Ray reads both settings when it is first imported: ``RAY_AUTH_MODE=token``, and
+    Ray reads these settings when it is first imported or started: ``RAY_AUTH_MODE=token``, and
     ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, which (despite its name) makes a Linux node take the
-    loopback address, so that every Ray server of the local instance listens on 127.0.0.1 only.
+    loopback address, so that every Ray server of the local instance listens on 127.0.0.1 only; and
+    ``RAY_worker_niceness=0``, so that the workers run at the driver's priority.
     ``log_to_driver``: show the workers' output here (training progress); the upscale pipeline has its
     own progress bar.
     """
     if not address:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        # Ray runs its workers at nice 15 by default, below its own daemons and the driver; on a small
+        # machine every wake-up of those then stalls the stage actors' threads (~10% of a 2-core
+        # run). This instance exists for this run's workers, so they run at normal priority.
+        os.environ.setdefault("RAY_worker_niceness", "0")
     import ray
 
     if ray.is_initialized():

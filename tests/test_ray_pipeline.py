@@ -193,26 +193,29 @@ def test_pipeline_configs_refuse_splits_that_would_ship_pixels(tmp_path):
 
 def test_local_instance_listens_on_loopback_only(tmp_path):
     """In a fresh process (Ray reads its settings on import): every listening socket of the local
-    instance's processes is on 127.0.0.1, and token authentication is on."""
+    instance's processes is on 127.0.0.1, token authentication is on, and workers run at the driver's
+    priority (Ray's default would nice them to 15)."""
     script = (
         "import json, psutil\n"
         "from pipelines.upscale import init_ray\n"
         "init_ray(None, num_cpus=1)\n"
         "import ray\n"
-        "ray.get(ray.remote(lambda: 1).remote())\n"
+        "import os\n"
+        "nice = ray.get(ray.remote(lambda: os.nice(0)).remote())\n"
         "me = psutil.Process()\n"
         "pids = {p.pid for p in [me, *me.children(recursive=True)]}\n"
         "found = [c.laddr.ip for c in psutil.net_connections('inet') if c.status == 'LISTEN' and c.pid in pids]\n"
         "from ray._private.authentication.authentication_token_setup import AUTH_MODE_ENV_VAR\n"
-        "import os\n"
-        "print(json.dumps({'listen': found, 'auth': os.environ[AUTH_MODE_ENV_VAR]}))\n"
+        "print(json.dumps({'listen': found, 'auth': os.environ[AUTH_MODE_ENV_VAR], 'nice': [os.nice(0), nice]}))\n"
         "ray.shutdown()\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_AUTH_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_worker_niceness")}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["auth"] == "token"
+    assert report["nice"][1] == report["nice"][0], report["nice"]
     assert report["listen"], "no listening socket found"
     assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip in report["listen"]), report["listen"]
 
