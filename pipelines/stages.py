@@ -71,24 +71,16 @@ class SATeCoStage:
                  threads: int | str | None = None):
         from satecco.build import build_pipeline
 
-        self.threads = None if threads is None else len(os.sched_getaffinity(0)) if threads == "all" else int(threads)
-        self._set_threads()
-        self.pipeline = build_pipeline(spec)
-        self.parts, self.name, self.seed, self.overlap = tuple(parts), name, seed, overlap
-
-    def _set_threads(self) -> None:
-        """Give torch ``self.threads`` threads in the calling thread. Ray Data calls the actor from a
-        worker thread, whose OpenMP thread count (which oneDNN's kernels read) starts at the process's
-        ``OMP_NUM_THREADS`` (Ray sets it to ``num_cpus``), not at what ``__init__`` set."""
-        if self.threads is not None:
+        if threads is not None:
             import torch
 
-            torch.set_num_threads(self.threads)
+            torch.set_num_threads(len(os.sched_getaffinity(0)) if threads == "all" else int(threads))
+        self.pipeline = build_pipeline(spec)
+        self.parts, self.name, self.seed, self.overlap = tuple(parts), name, seed, overlap
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from satecco.segments import run_segment
 
-        self._set_threads()
         row = {key: value[0] for key, value in batch.items()}
         if not row["error"]:
             started = time.perf_counter()

@@ -22,9 +22,9 @@ def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bo
     if not address:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        # Ray runs its workers at nice 15 by default, below its own daemons and the driver; on a small
-        # machine every wake-up of those then stalls the stage actors' threads (~10% of a 2-core
-        # run). This instance exists for this run's workers, so they run at normal priority.
+        # Ray runs its workers at nice 15 by default, below its own daemons and the driver, whose
+        # every wake-up then preempts a stage actor's threads. This instance exists for this run's
+        # workers, so they run at normal priority.
         os.environ.setdefault("RAY_worker_niceness", "0")
     import ray
 
