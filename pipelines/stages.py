@@ -108,15 +108,24 @@ def _batch_of_one(value) -> np.ndarray:
     return column
 
 
+SEAM_COLUMNS = ("head", "head_weights", "tail", "tail_weights")
+BULKY_COLUMNS = ("lr", "frames", "latents", "denoised", *SEAM_COLUMNS)
+
+
 def write_segment(row: dict) -> dict:
-    """CPU task: encode the segment's frames to its part file (atomically); keep only small columns."""
+    """CPU task: encode the segment's own frames to its part file, and keep its share of the frames it
+    shares with its neighbours beside it (each file atomically, the part last); keep only small columns."""
     if row["error"]:
-        return {k: v for k, v in row.items() if k not in ("lr", "frames", "latents", "denoised")}
+        return {k: v for k, v in row.items() if k not in BULKY_COLUMNS}
     started = time.perf_counter()
     frames = row.pop("frames")
+    shares = {key: row.pop(key) for key in SEAM_COLUMNS}
     part = row["part"]
     try:
         with tempfile.TemporaryDirectory(prefix="satecco-part-") as tmp:
+            for side in ("head", "tail"):
+                if len(shares[side]):
+                    save_share(seam_path(part, side), shares[side], shares[f"{side}_weights"], Path(tmp))
             local = Path(tmp) / part.rsplit("/", 1)[-1] if storage.is_remote(part) else Path(part)
             with VideoWriter(local, frames.shape[2], frames.shape[1], Fraction(row["frame_rate"]),
                              codec=row["codec"], crf=int(row["crf"])) as writer:
@@ -127,6 +136,29 @@ def write_segment(row: dict) -> dict:
     except Exception as error:  # noqa: BLE001
         return _failed(row, error)
     return {**row, "frames_written": len(frames), "busy_write": time.perf_counter() - started}
+
+
+def seam_path(part: str, side: str) -> str:
+    """Where the segment of ``part`` keeps its share (``head`` or ``tail``) of the frames it shares."""
+    folder, _, name = str(part).rpartition("/")
+    return f"{folder}/{name.split('.')[0]}.{side}.npz"
+
+
+def save_share(path: str, sums: np.ndarray, weights: np.ndarray, tmp: Path) -> None:
+    """Write ``sums (F, H, W, 3)`` float32 and ``weights (F,)`` to ``path`` (local or URI), atomically."""
+    local = tmp / f".{path.rsplit('/', 1)[-1]}.partial"
+    with open(local, "wb") as file:
+        np.savez(file, sums=sums, weights=weights)
+    if storage.is_remote(path):
+        storage.upload(local, path)
+    else:
+        os.replace(local, path)
+
+
+def load_share(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`save_share` wrote: ``(sums, weights)``."""
+    with np.load(path) as data:
+        return data["sums"], data["weights"]
 
 
 def part_name(index: int, codec: str) -> str:

@@ -4,8 +4,9 @@
     fused as configs/pipeline/*.yaml say) -> write part files (CPU tasks) -> join tasks
 
 The driver plans the segments (remote inputs are probed by tasks), streams the results, and starts a
-task that joins a video's parts (a remux, no re-encode) as soon as its last part lands; no shuffle, no
-``groupby``. Part files are kept under ``OUTDIR/.satecco-parts/`` until their video is joined, so a
+task that joins a video's parts as soon as its last part lands: it blends the few frames neighbouring
+segments share (each segment keeps its share of their blend beside its part, so no window is computed
+twice), and remuxes parts and blended frames without re-encoding the parts; no shuffle, no ``groupby``. Part files are kept under ``OUTDIR/.satecco-parts/`` until their video is joined, so a
 rerun after a crash skips finished videos and finished parts alike. Every run writes
 ``OUTDIR/satecco-report.jsonl``.
 """
@@ -24,14 +25,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipelines.config import PipelineConfig, default_pipeline_config
-from pipelines.stages import SATeCoStage, decode_segment, part_name, parts_folder, probe_source, write_segment
+from pipelines.stages import (
+    SATeCoStage,
+    decode_segment,
+    load_share,
+    part_name,
+    parts_folder,
+    probe_source,
+    seam_path,
+    write_segment,
+)
 from satecco import storage
 from satecco.cluster import init_ray
 from satecco.errors import SateccoError
 from satecco.presets import ModelSpec
 from satecco.upscale import VideoResult, VideoSettings, output_path
-from satecco.video_io import concat_segments
-from satecco.windows import plan_segments
+from satecco.video_io import VideoWriter, concat_segments, output_suffix
+from satecco.windows import blend_seam, plan_segments
 
 log = logging.getLogger(__name__)
 REPORT = "satecco-report.jsonl"
@@ -47,6 +57,7 @@ class VideoPlan:
     has_audio: bool
     frames: int
     parts: list[str]
+    seams: list[int]  # frames shared by part i and part i + 1, blended by the join
     pending: int
     reused: int
     started: float
@@ -86,7 +97,8 @@ def plan_videos(inputs: list[str], outdir: str, settings: VideoSettings, config:
         folder = parts_folder(outdir, target)
         segments = plan_segments(frames, settings.window, settings.window_overlap, config.windows_per_segment)
         parts = [storage.join(folder, part_name(s.index, settings.codec)) for s in segments]
-        plan = VideoPlan(source, target, frame_rate, has_audio, frames, parts, 0, 0, time.perf_counter())
+        seams = [s.read_stop - s.emit_stop for s in segments[:-1]]
+        plan = VideoPlan(source, target, frame_rate, has_audio, frames, parts, seams, 0, 0, time.perf_counter())
         for segment, part in zip(segments, parts, strict=True):
             if storage.exists(part):
                 plan.reused += 1  # finished by an earlier run
@@ -132,23 +144,44 @@ def build_dataset(rows: list[dict], spec: ModelSpec, settings: VideoSettings, co
 
 
 def join_video(plan: VideoPlan, settings: VideoSettings) -> None:
-    """Remux a finished video's parts into its target (with the source's audio), then drop the parts."""
+    """Blend the frames neighbouring parts share, remux the parts and those frames into the target (with
+    the source's audio), then drop the parts."""
     from fractions import Fraction
+
+    from satecco.layout import quantize
 
     audio = (str(storage.fetch(plan.source)) if storage.is_remote(plan.source) else plan.source) \
         if plan.has_audio else None
-    folder = plan.parts[0].rsplit("/", 1)[0] if storage.is_remote(plan.target) else str(Path(plan.parts[0]).parent)
-    if not storage.is_remote(plan.target):
-        concat_segments([Path(p) for p in plan.parts], Path(plan.target), Fraction(plan.frame_rate),
-                        settings.codec, audio_from=audio)
-        shutil.rmtree(folder, ignore_errors=True)
-        return
+    folder = plan.parts[0].rsplit("/", 1)[0]
     with tempfile.TemporaryDirectory(prefix="satecco-join-") as tmp:
-        local_parts = [storage.fetch(p, cache=tmp) for p in plan.parts]
-        local_target = Path(tmp) / plan.target.rsplit("/", 1)[-1]
-        concat_segments(local_parts, local_target, Fraction(plan.frame_rate), settings.codec, audio_from=audio)
-        storage.upload(local_target, plan.target)
-    storage.remove(folder)
+        def local(path: str) -> Path:
+            return storage.fetch(path, cache=tmp) if storage.is_remote(path) else Path(path)
+
+        pieces = []
+        for index, part in enumerate(plan.parts):
+            pieces.append(local(part))
+            if index < len(plan.seams) and plan.seams[index]:
+                frames = quantize(blend_seam(load_share(local(seam_path(part, "tail"))),
+                                             load_share(local(seam_path(plan.parts[index + 1], "head")))))
+                if len(frames) != plan.seams[index]:
+                    raise SateccoError(f"{plan.source}: parts {index} and {index + 1} share {len(frames)} "
+                                       f"frames, expected {plan.seams[index]}")
+                seam = Path(tmp) / f"seam-{index:06d}{output_suffix(settings.codec)}"
+                with VideoWriter(seam, frames.shape[2], frames.shape[1], Fraction(plan.frame_rate),
+                                 codec=settings.codec, crf=settings.crf) as writer:
+                    for frame in frames:
+                        writer.write(frame)
+                pieces.append(seam)
+        if storage.is_remote(plan.target):
+            local_target = Path(tmp) / plan.target.rsplit("/", 1)[-1]
+            concat_segments(pieces, local_target, Fraction(plan.frame_rate), settings.codec, audio_from=audio)
+            storage.upload(local_target, plan.target)
+        else:
+            concat_segments(pieces, Path(plan.target), Fraction(plan.frame_rate), settings.codec, audio_from=audio)
+    if storage.is_remote(folder):
+        storage.remove(folder)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def join_or_error(plan: VideoPlan, settings: VideoSettings) -> str | None:
@@ -192,7 +225,9 @@ def run_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, settings: Vi
         # Joins run as tasks beside the pipeline, near the parts, not through the driver.
         join_task, joining = ray.remote(num_cpus=config.write_cpus)(join_or_error), {}
         failed: dict[str, str] = {}
-        bar = tqdm(total=sum(r["emit_stop"] - r["emit_start"] for r in rows), unit="frame",
+        # Each row finishes its own frames; a video's shared frames are finished by its join.
+        total = sum(r["emit_stop"] - r["emit_start"] for r in rows) + sum(sum(p.seams) for p in plans.values())
+        bar = tqdm(total=total, unit="frame",
                    disable=not progress, dynamic_ncols=True, file=sys.stderr)
 
         def collect_joins(wait: bool) -> None:
@@ -206,6 +241,8 @@ def run_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, settings: Vi
                 results.append(_result(plan, error))
                 if error:
                     tqdm.write(f"satecco: error: {error}", file=sys.stderr)
+                else:
+                    bar.update(sum(plan.seams))
             bar.set_postfix(videos=f"{len(results)}/{len(inputs)}")
 
         try:

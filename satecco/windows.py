@@ -52,9 +52,12 @@ def plan_windows(num_frames: int, length: int, overlap: int) -> list[int]:
 class Segment:
     """A run of consecutive windows that one worker upscales and writes as one part file.
 
-    It computes ``windows`` (their starts, each ``length`` frames) and keeps the finished frames
-    ``emit_start <= index < emit_stop``; a window shared with the next segment is computed by both
-    (deterministic, since noise belongs to the frame index) so that no blend crosses a segment border.
+    Segments share no window: each computes ``windows`` (their starts, each ``length`` frames) once.
+    Frames ``emit_start <= index < emit_stop`` blend windows of this segment only and come out final.
+    The frames this segment shares with a neighbour (its head ``read_start..emit_start`` and its tail
+    ``emit_stop..read_stop``) also blend a window of that neighbour: the segment hands back its part of
+    their blend (weighted sums and weights), and the join adds the two parts (:func:`blend_seam`), so
+    the frames equal those of a single pass over the whole video.
     """
 
     index: int
@@ -73,18 +76,29 @@ class Segment:
 
 
 def plan_segments(num_frames: int, length: int, overlap: int, windows_per_segment: int) -> list[Segment]:
-    """Cut a video into segments of ``windows_per_segment`` windows (plus the one each shares onward)."""
+    """Cut a video's windows into segments of ``windows_per_segment`` windows.
+
+    A group of windows that would finish no frame of its own (its neighbours' windows cover all its
+    frames, as the end-aligned last window can do) joins the group before it, so that every frame is
+    shared by at most two segments.
+    """
     if windows_per_segment < 1:
         raise ValueError(f"windows_per_segment must be at least 1, got {windows_per_segment}")
     starts = plan_windows(num_frames, length, overlap)
     length = min(length, num_frames)
+    groups: list[list[int]] = []
+    for first in range(0, len(starts), windows_per_segment):
+        group = starts[first:first + windows_per_segment]
+        # The previous group finishes no frame of its own if the group before it reaches this one.
+        if len(groups) >= 2 and groups[-2][-1] + length >= group[0]:
+            middle = groups.pop()
+            groups[-1] = groups[-1] + middle
+        groups.append(group)
     segments = []
-    for index, first in enumerate(range(0, len(starts), windows_per_segment)):
-        last = min(first + windows_per_segment, len(starts)) - 1
-        emit_start = 0 if first == 0 else starts[first - 1] + length
-        emit_stop = num_frames if last == len(starts) - 1 else starts[last] + length
-        needed = tuple(s for s in starts if s < emit_stop and s + length > emit_start)
-        segments.append(Segment(index, needed, length, emit_start, emit_stop))
+    for index, group in enumerate(groups):
+        emit_start = 0 if index == 0 else groups[index - 1][-1] + length
+        emit_stop = num_frames if index == len(groups) - 1 else groups[index + 1][0]
+        segments.append(Segment(index, tuple(group), length, emit_start, emit_stop))
     return segments
 
 
@@ -110,6 +124,14 @@ class TemporalBlender:
 
     def add(self, start: int, frames: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """Add ``(T, H, W, C)`` float frames for ``start..start+T-1``; returns ``(index, frame)`` now final."""
+        return [(index, total / weight) for index, total, weight in self.add_sums(start, frames)]
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        """All frames still pending, as ``(index, frame)``."""
+        return [(index, total / weight) for index, total, weight in self.finish_sums()]
+
+    def add_sums(self, start: int, frames: np.ndarray) -> list[tuple[int, np.ndarray, float]]:
+        """:meth:`add`, handing back each finished frame as ``(index, weighted sum, weight)``."""
         done = self._flush(upto=start)
         weights = ramp(len(frames), self.overlap)
         for offset, (frame, weight) in enumerate(zip(frames, weights, strict=True)):
@@ -120,18 +142,32 @@ class TemporalBlender:
             self._weight[index] = self._weight.get(index, 0.0) + float(weight)
         return done
 
-    def finish(self) -> list[tuple[int, np.ndarray]]:
-        """All frames still pending, as ``(index, frame)``."""
+    def finish_sums(self) -> list[tuple[int, np.ndarray, float]]:
+        """:meth:`finish`, as ``(index, weighted sum, weight)``."""
         return self._flush(upto=None)
 
-    def _flush(self, upto: int | None) -> list[tuple[int, np.ndarray]]:
+    def _flush(self, upto: int | None) -> list[tuple[int, np.ndarray, float]]:
         done = []
         for index in sorted(self._sum):
             if upto is not None and index >= upto:
                 break
-            done.append((index, self._sum.pop(index) / self._weight.pop(index)))
+            done.append((index, self._sum.pop(index), self._weight.pop(index)))
             self._next = index + 1
         return done
+
+
+def blend_seam(tail: tuple[np.ndarray, np.ndarray], head: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The frames two neighbouring segments share, from their parts of the blend.
+
+    ``tail``: the earlier segment's ``(sums (F, H, W, C) float32, weights (F,))``; ``head``: the later
+    one's, for the same frames. Returns ``(F, H, W, C)`` float32, as :class:`TemporalBlender` would have
+    blended them in one pass (the earlier windows' sum first, as there).
+    """
+    (tail_sums, tail_weights), (head_sums, head_weights) = tail, head
+    if tail_sums.shape != head_sums.shape:
+        raise ValueError(f"seam parts disagree: {tail_sums.shape} and {head_sums.shape}")
+    return np.stack([(a + b) / (float(wa) + float(wb))
+                     for a, b, wa, wb in zip(tail_sums, head_sums, tail_weights, head_weights, strict=True)])
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:

@@ -134,12 +134,12 @@ def test_killed_driver_resumes_without_redoing_finished_parts(clips, reference, 
                                stderr=subprocess.DEVNULL)
     parts = out / ".satecco-parts" / "a.mkv"
     deadline = time.time() + 240
-    while time.time() < deadline and not (parts.is_dir() and len(list(parts.iterdir())) >= 2):
+    while time.time() < deadline and not (parts.is_dir() and list(parts.glob("part-*.mkv"))):
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    finished = sorted(p.name for p in parts.iterdir() if not p.name.startswith("."))
-    assert 2 <= len(finished) < 4, finished  # a has 4 segments of one window each
+    finished = sorted(p.name for p in parts.glob("part-*.mkv"))
+    assert 1 <= len(finished) < 3, finished  # a has 3 segments of one window each
     assert not (out / "a.mkv").exists()
 
     results = run_ray([clips[0]], out, SPEC, SETTINGS, load_pipeline_config(config), progress=False)

@@ -9,7 +9,7 @@ import torch
 from media import plain_pyav_mp4
 
 from pipelines.config import PipelineConfig
-from pipelines.stages import SATeCoStage, decode_segment, write_segment
+from pipelines.stages import SATeCoStage, decode_segment, seam_path, write_segment
 from pipelines.upscale import plan_videos
 from satecco.presets import ModelSpec
 from satecco.upscale import VideoSettings
@@ -34,9 +34,13 @@ def test_stages_on_plain_rows(tmp_path):
         out = {key: value[0] for key, value in stage(batch).items()}
         assert "lr" not in out and out["frames"].dtype == np.uint8
         assert out["frames"].shape == (row["emit_stop"] - row["emit_start"], 64, 64, 3)
+        shares = {side: len(out[side]) for side in ("head", "tail")}
+        assert sum(shares.values()) == 2 and out["head"].shape[1:] == (64, 64, 3)  # 2 frames overlap
         written = write_segment(out)
-        assert not written["error"] and "frames" not in written
+        assert not written["error"] and "frames" not in written and "tail" not in written
         assert sum(1 for _ in read_frames(written["part"])) == written["frames_written"]
+        for side in ("head", "tail"):  # each share of the shared frames lies beside the part
+            assert os.path.exists(seam_path(row["part"], side)) == bool(shares[side])
 
     broken = {**rows[0], "video": str(bad)}
     failed = decode_segment(broken)
