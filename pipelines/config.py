@@ -45,7 +45,7 @@ class PipelineConfig:
     """The whole Ray Data graph: decode tasks -> stage groups -> segment writers."""
 
     groups: tuple[GroupConfig, ...] = (GroupConfig(stages=tuple(STAGES)),)
-    windows_per_segment: int = 8
+    windows_per_segment: int = 3
     decode_cpus: float = 0.5
     write_cpus: float = 0.5
 
