@@ -140,8 +140,8 @@ def write_segment(row: dict) -> dict:
 
 def seam_path(part: str, side: str) -> str:
     """Where the segment of ``part`` keeps its share (``head`` or ``tail``) of the frames it shares."""
-    folder, _, name = str(part).rpartition("/")
-    return f"{folder}/{name.split('.')[0]}.{side}.npz"
+    folder, slash, name = str(part).rpartition("/")
+    return f"{folder}{slash}{name.split('.')[0]}.{side}.npz"
 
 
 def save_share(path: str, sums: np.ndarray, weights: np.ndarray, tmp: Path) -> None:
