@@ -6,7 +6,8 @@
 The driver plans the segments (remote inputs are probed by tasks), streams the results, and starts a
 task that joins a video's parts as soon as its last part lands: it blends the few frames neighbouring
 segments share (each segment keeps its share of their blend beside its part, so no window is computed
-twice), and remuxes parts and blended frames without re-encoding the parts; no shuffle, no ``groupby``. Part files are kept under ``OUTDIR/.satecco-parts/`` until their video is joined, so a
+twice), and remuxes parts and blended frames without re-encoding the parts; no shuffle, no
+``groupby``. Part files are kept under ``OUTDIR/.satecco-parts/`` until their video is joined, so a
 rerun after a crash skips finished videos and finished parts alike. Every run writes
 ``OUTDIR/satecco-report.jsonl``.
 """
