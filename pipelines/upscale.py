@@ -42,7 +42,7 @@ from satecco.errors import SateccoError
 from satecco.presets import ModelSpec
 from satecco.upscale import VideoResult, VideoSettings, output_path
 from satecco.video_io import VideoWriter, concat_segments, output_suffix
-from satecco.windows import blend_seam, plan_segments
+from satecco.windows import blend_seam, plan_segments, quantize
 
 log = logging.getLogger(__name__)
 REPORT = "satecco-report.jsonl"
@@ -148,8 +148,6 @@ def join_video(plan: VideoPlan, settings: VideoSettings) -> None:
     """Blend the frames neighbouring parts share, remux the parts and those frames into the target (with
     the source's audio), then drop the parts."""
     from fractions import Fraction
-
-    from satecco.layout import quantize
 
     audio = (str(storage.fetch(plan.source)) if storage.is_remote(plan.source) else plan.source) \
         if plan.has_audio else None

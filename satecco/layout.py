@@ -9,6 +9,9 @@ import numpy as np
 import torch
 from einops import rearrange
 
+# Moved to the torch-free satecco.windows; pyfunc models logged to MLflow before the move import it here.
+from satecco.windows import quantize  # noqa: F401
+
 
 def frames_to_model(frames: np.ndarray, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:
     """``(T, H, W, 3)`` uint8 -> ``(1, T, 3, H, W)`` float in [-1, 1]."""
@@ -25,11 +28,6 @@ def model_to_frames(video: torch.Tensor) -> np.ndarray:
         raise ValueError(f"expected a (1, T, 3, H, W) video, got {tuple(video.shape)}")
     pixels = ((video[0].float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
     return rearrange(pixels, "t c h w -> t h w c").cpu().numpy()
-
-
-def quantize(frames: np.ndarray) -> np.ndarray:
-    """Float pixels in [0, 255] (any shape) -> uint8, rounded half to even and clipped."""
-    return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
 
 
 def batch_to_model(frames: torch.Tensor, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:

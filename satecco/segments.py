@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from satecco.layout import quantize
 from satecco.pipeline import PARTS, SATeCoPipeline
-from satecco.windows import TemporalBlender
+from satecco.windows import TemporalBlender, quantize
 
 
 def run_segment(pipeline: SATeCoPipeline, windows: np.ndarray, starts: np.ndarray, emit: tuple[int, int],

@@ -22,7 +22,7 @@ import numpy as np
 from satecco import storage
 from satecco.errors import SateccoError, VideoError
 from satecco.video_io import EXTENSIONS, VideoWriter, output_suffix, probe, read_frames
-from satecco.windows import TemporalBlender, iter_windows
+from satecco.windows import TemporalBlender, iter_windows, quantize
 
 if TYPE_CHECKING:  # torch stays out of the Ray engine's driver, which imports this module
     from satecco.pipeline import SATeCoPipeline
@@ -125,8 +125,6 @@ def upscale_to(pipeline: SATeCoPipeline, source: str, target: str, settings: Vid
 def upscale_video(pipeline: SATeCoPipeline, source: str, target: Path, settings: VideoSettings,
                   on_frames: Callable[[int], None] = lambda n: None) -> int:
     """Upscale one video file or frame folder to ``target``; returns the frame count written."""
-    from satecco.layout import quantize
-
     info = probe(source)
     scale = pipeline.scale
     blender = TemporalBlender(settings.window_overlap)

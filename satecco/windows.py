@@ -170,6 +170,14 @@ def blend_seam(tail: tuple[np.ndarray, np.ndarray], head: tuple[np.ndarray, np.n
                      for a, b, wa, wb in zip(tail_sums, head_sums, tail_weights, head_weights, strict=True)])
 
 
+def quantize(frames: np.ndarray) -> np.ndarray:
+    """Blended float pixels in [0, 255] (any shape) -> uint8, rounded half to even and clipped.
+
+    Numpy only, so that the processes that only write and join videos never import torch.
+    """
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+
+
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles of ``tile`` samples covering ``size`` with at least ``overlap`` shared.
 

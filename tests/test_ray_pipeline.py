@@ -175,6 +175,43 @@ def test_driver_imports_neither_torch_nor_diffusers():
     assert out.strip() == "[]"
 
 
+JOIN = """
+import sys
+from fractions import Fraction
+from pathlib import Path
+import numpy as np
+from pipelines.stages import save_share, seam_path
+from pipelines.upscale import VideoPlan, join_video
+from satecco.upscale import VideoSettings
+from satecco.video_io import VideoWriter, read_frames
+
+folder = Path(sys.argv[1])
+parts = [str(folder / "part-000000.mkv"), str(folder / "part-000001.mkv")]
+for part, value in zip(parts, (10, 200)):
+    with VideoWriter(part, 8, 8, Fraction(25), codec="ffv1") as writer:
+        for _ in range(3):
+            writer.write(np.full((8, 8, 3), value, np.uint8))
+ones = np.ones((2, 8, 8, 3), np.float32)
+save_share(seam_path(parts[0], "tail"), 10 * ones * [[[[1.0]]], [[[2.0]]]], np.array([1.0, 2.0]), folder)
+save_share(seam_path(parts[1], "head"), 200 * ones * [[[[3.0]]], [[[2.0]]]], np.array([3.0, 2.0]), folder)
+target = folder.parent / "out.mkv"
+plan = VideoPlan("in.mkv", str(target), "25", False, 8, parts, [2], 0, 0, 0.0)
+join_video(plan, VideoSettings(codec="ffv1"))
+print([int(f[0, 0, 0]) for f in read_frames(target)], folder.exists(), "torch" in sys.modules)
+"""
+
+
+def test_join_blends_shared_frames_between_parts_without_torch(tmp_path):
+    """The join task: parts in order with the shared frames blended from both shares between them
+    (10*1 + 200*3) / 4 = 152.5 -> 152 (half to even), (10*2 + 200*2) / 4 = 105; then the parts are
+    removed. It runs in plain CPU workers, which must not import torch for it."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    out = subprocess.run([sys.executable, "-c", JOIN, str(folder)], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == str([10, 10, 10, 152, 105, 200, 200, 200]) + " False False"
+
+
 def test_pipeline_configs_refuse_splits_that_would_ship_pixels(tmp_path):
     with pytest.raises(ValueError, match="upscale and encode must share an actor"):
         PipelineConfig(groups=(GroupConfig(("upscale",)), GroupConfig(("encode", "denoise", "decode", "refine"))))

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from satecco.layout import quantize
 from satecco.pipeline import SATeCoPipeline
 from satecco.presets import TINY
 from satecco.segments import run_segment
 from satecco.video_io import read_frames
-from satecco.windows import TemporalBlender, blend_seam, iter_windows, plan_segments, plan_windows
+from satecco.windows import TemporalBlender, blend_seam, iter_windows, plan_segments, plan_windows, quantize
 
 
 @pytest.mark.parametrize("frames", [1, 4, 6, 7, 15, 19, 26, 40])

@@ -21,7 +21,7 @@ class SATeCoModel(mlflow.pyfunc.PythonModel):
         self.pipeline = build_pipeline(spec)
 
     def predict(self, context, model_input, params=None):
-        from satecco.layout import quantize
+        from satecco.windows import quantize
 
         frames = np.asarray(model_input, dtype=np.uint8)
         return quantize(self.pipeline.upscale_window(frames, first_frame=0, seed=(params or {}).get("seed", 0)))
