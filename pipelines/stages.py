@@ -75,13 +75,21 @@ class SATeCoStage:
             import torch
 
             torch.set_num_threads(len(os.sched_getaffinity(0)) if threads == "all" else int(threads))
-        self.pipeline = build_pipeline(spec)
         self.parts, self.name, self.seed, self.overlap = tuple(parts), name, seed, overlap
+        # A model that cannot be built (weights that do not fit, an incomplete --base-model folder) fails
+        # every segment with that one reason, instead of a crash that Ray would restart again and again.
+        self.pipeline, self.broken = None, ""
+        try:
+            self.pipeline = build_pipeline(spec)
+        except (SateccoError, ValueError, OSError) as error:
+            self.broken = f"the {name} stage cannot build its model: {error}"
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from satecco.segments import run_segment
 
         row = {key: value[0] for key, value in batch.items()}
+        if self.broken and not row["error"]:
+            row["error"] = f"{row['video']}: {self.broken}"
         if not row["error"]:
             started = time.perf_counter()
             carried = {key: row.pop(key) for key in ("latents", "denoised") if key in row}

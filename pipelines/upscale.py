@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -245,24 +246,32 @@ def run_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, settings: Vi
             bar.set_postfix(videos=f"{len(results)}/{len(inputs)}")
 
         try:
-            for row in build_dataset(rows, spec, settings, config).iter_rows():
-                for key, value in row.items():
-                    if key.startswith("busy_"):
-                        busy[key[5:]] += float(value)
-                source = row["video"]
-                plan = plans[source]
-                plan.pending -= 1
-                if row["error"]:
-                    failed.setdefault(source, row["error"])
-                else:
-                    bar.update(int(row["frames_written"]))
-                if plan.pending == 0:
-                    if source in failed:
-                        results.append(_result(plan, failed[source]))
-                        tqdm.write(f"satecco: error: {failed[source]}", file=sys.stderr)
+            try:
+                for row in build_dataset(rows, spec, settings, config).iter_rows():
+                    for key, value in row.items():
+                        if key.startswith("busy_"):
+                            busy[key[5:]] += float(value)
+                    source = row["video"]
+                    plan = plans[source]
+                    plan.pending -= 1
+                    if row["error"]:
+                        failed.setdefault(source, row["error"])
                     else:
-                        joining[join_task.remote(plan, settings)] = plan
-                collect_joins(wait=False)
+                        bar.update(int(row["frames_written"]))
+                    if plan.pending == 0:
+                        if source in failed:
+                            results.append(_result(plan, failed[source]))
+                            tqdm.write(f"satecco: error: {failed[source]}", file=sys.stderr)
+                        else:
+                            joining[join_task.remote(plan, settings)] = plan
+                    collect_joins(wait=False)
+            except ray.exceptions.RayError as stopped:
+                # The pipeline itself failed (e.g. a stage actor that crashes whenever it starts): every
+                # video still in it fails with the reason; finished parts stay for a rerun.
+                for plan in [p for p in plans.values() if p.pending > 0]:
+                    error = failed.get(plan.source) or f"{plan.source}: the Ray pipeline stopped: {_one_line(stopped)}"
+                    results.append(_result(plan, error))
+                    tqdm.write(f"satecco: error: {error}", file=sys.stderr)
             if joining:
                 collect_joins(wait=True)
         finally:
@@ -271,6 +280,13 @@ def run_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, settings: Vi
     results.sort(key=lambda r: order.get(r.input, len(order)))
     _report(results, outdir, busy, time.perf_counter() - started, progress)
     return results
+
+
+def _one_line(error: Exception) -> str:
+    """A Ray error as one line: its type and the last line of its message (the root cause, after any
+    remote traceback), without terminal colours."""
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[-1] if lines else 'no message'}"
 
 
 def _result(plan: VideoPlan, error: str | None) -> VideoResult:

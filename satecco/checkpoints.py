@@ -79,6 +79,7 @@ def load_weights(path: str | os.PathLike, modules: dict[str, torch.nn.Module]) -
         try:
             modules[name].load_state_dict(state, strict=True)
         except RuntimeError as error:
-            raise ValueError(f"{path}: module {name!r} does not fit this model: {error}") from error
+            reason = " ".join(str(error).split())  # torch's message spans lines; ours is one
+            raise ValueError(f"{path}: module {name!r} does not fit this model: {reason}") from error
         loaded.append(name)
     return loaded

@@ -121,6 +121,35 @@ def test_a_killed_stage_actor_is_restarted_and_the_output_is_unchanged(clips, re
     assert_same_video(results[0].output, reference[clips[0]])
 
 
+def test_stage_actors_that_cannot_build_the_model_fail_every_input_with_one_line(clips, tmp_path):
+    """Weights that do not fit the model: the stage actor reports that reason for every input instead
+    of crashing. A stage actor that crashes on start (a CUDA device on a machine without one) stops the
+    pipeline: every input fails with the root cause. Either way: no traceback out of ``run_ray``, the
+    report is written, and nothing sits at an output path."""
+    import torch
+    from safetensors.torch import save_file
+
+    from satecco.checkpoints import FORMAT
+
+    misfit = tmp_path / "misfit.safetensors"
+    save_file({"refiner.bogus": torch.zeros(3)}, str(misfit),
+              metadata={"format": FORMAT, "configs": json.dumps({"refiner": {}})})
+    cases = {"weights": (ModelSpec(preset="tiny", steps=1, weights=str(misfit)),
+                         f"stage cannot build its model: {misfit}: module 'refiner' does not fit this model: "),
+             "device": (ModelSpec(preset="tiny", steps=1, device="cuda"),
+                        "the Ray pipeline stopped: ActorDiedError: RuntimeError: ")}
+    for name, (spec, reason) in cases.items():
+        out = tmp_path / name
+        results = run_ray(clips, out, spec, SETTINGS, FUSED, progress=False)
+        assert [r.status for r in results] == ["failed", "failed"], name
+        for result, clip in zip(results, clips, strict=True):
+            assert result.error.startswith(f"{clip}: ") and reason in result.error, result.error
+            assert "\n" not in result.error
+        report = [json.loads(line) for line in (out / REPORT).read_text().splitlines()]
+        assert [(r["input"], r["status"]) for r in report] == [(c, "failed") for c in clips]
+        assert sorted(p.name for p in out.iterdir()) == [".satecco-parts", REPORT]
+
+
 def test_killed_driver_resumes_without_redoing_finished_parts(clips, reference, tmp_path):
     """Kill the whole `satecco upscale` process group mid-run, rerun, compare with an uninterrupted run."""
     config = tmp_path / "pipeline.yaml"
