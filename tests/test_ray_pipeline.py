@@ -135,9 +135,10 @@ def test_stage_actors_that_cannot_build_the_model_fail_every_input_with_one_line
     save_file({"refiner.bogus": torch.zeros(3)}, str(misfit),
               metadata={"format": FORMAT, "configs": json.dumps({"refiner": {}})})
     cases = {"weights": (ModelSpec(preset="tiny", steps=1, weights=str(misfit)),
-                         f"stage cannot build its model: {misfit}: module 'refiner' does not fit this model: "),
-             "device": (ModelSpec(preset="tiny", steps=1, device="cuda"),
-                        "the Ray pipeline stopped: ActorDiedError: RuntimeError: ")}
+                         f"stage cannot build its model: {misfit}: module 'refiner' does not fit this model: ")}
+    if not torch.cuda.is_available():  # on a GPU machine --device cuda is no failure
+        cases["device"] = (ModelSpec(preset="tiny", steps=1, device="cuda"),
+                           "the Ray pipeline stopped: ActorDiedError: RuntimeError: ")
     for name, (spec, reason) in cases.items():
         out = tmp_path / name
         results = run_ray(clips, out, spec, SETTINGS, FUSED, progress=False)
