@@ -13,7 +13,7 @@ from satecco.cluster import init_ray
 from satecco.evaluate import ClipEvaluator, ClipPair, ClipResult, EvalSettings, pair_row
 
 
-def build_dataset(pairs: list[ClipPair], settings: EvalSettings, actors: int = 1, num_cpus: float = 1.0):
+def evaluation_dataset(pairs: list[ClipPair], settings: EvalSettings, actors: int = 1, num_cpus: float = 1.0):
     """The Ray Data graph over clip pairs (lazy)."""
     import ray
     from ray.data import ActorPoolStrategy
@@ -25,12 +25,13 @@ def build_dataset(pairs: list[ClipPair], settings: EvalSettings, actors: int = 1
                   compute=ActorPoolStrategy(min_size=1, max_size=max(actors, 1)), num_cpus=num_cpus)
 
 
-def run_ray(pairs: list[ClipPair], settings: EvalSettings, address: str | None = None, actors: int = 1,
-            num_cpus: float = 1.0) -> list[ClipResult]:
+def evaluate_on_ray(pairs: list[ClipPair], settings: EvalSettings, address: str | None = None, actors: int = 1,
+                    num_cpus: float = 1.0) -> list[ClipResult]:
     """Evaluate every pair on Ray (a local instance on loopback, or ``address``); results in ``pairs``' order."""
     if not pairs:
         return []
     init_ray(address)
-    results = [ClipResult.from_row(row) for row in build_dataset(pairs, settings, actors, num_cpus).iter_rows()]
+    rows = evaluation_dataset(pairs, settings, actors, num_cpus).iter_rows()
+    results = [ClipResult.from_row(row) for row in rows]
     order = {(p.method, p.clip): i for i, p in enumerate(pairs)}
     return sorted(results, key=lambda r: order[(r.method, r.clip)])

@@ -2,8 +2,8 @@
 
 The engine-free part: find and pair the clips, compute every metric of one pair while streaming both
 clips frame by frame (:class:`ClipEvaluator`, which the Ray job in ``pipelines/evaluate.py`` runs as
-its map stage and ``--engine local`` runs in-process), and summarise the results into
-``REPORT_DIR/metrics.json``.
+its map stage and :func:`evaluate_locally` runs in-process). :mod:`satecco.evaluation_summary` turns
+the results into ``REPORT_DIR/metrics.json``, :mod:`satecco.report` into the visual report.
 
 Layouts: ``--gt`` and each ``--pred`` are a video file or PNG frame folder (one clip), or a folder of
 clips: sub-folders of PNG frames (REDS4 ``<root>/<clip>/<frame>.png``, Vid4 likewise) and/or video
@@ -21,8 +21,6 @@ never as a number.
 from __future__ import annotations
 
 import json
-import math
-import os
 from dataclasses import asdict, dataclass, field
 from itertools import zip_longest
 from pathlib import Path
@@ -212,11 +210,14 @@ class ClipResult:
     _ARRAYS = ("crop", "gt_crop", "profile", "gt_profile")
 
     def to_row(self) -> dict:
-        """A flat row for Ray Data: scalars, JSON strings and uint8 arrays (empty ones for a failed clip)."""
+        """A flat row for Ray Data: scalars, JSON strings and uint8 arrays (empty ones for a failed clip).
+
+        Non-finite floats (PSNR of identical frames) travel as JSON's ``Infinity``/``NaN``, which
+        :meth:`from_row` reads back as floats; strict JSON is only for ``metrics.json``."""
         row = {k: v for k, v in asdict(self).items() if k not in self._ARRAYS}
         row["pred"], row["gt"] = self.pred or "", self.gt or ""
         for key in ("values", "per_frame", "unavailable", "region"):
-            row[key] = json.dumps(_jsonable(row[key]))
+            row[key] = json.dumps(row[key])
         for key in self._ARRAYS:
             value = getattr(self, key)
             row[key] = np.zeros((0, 0, 3), np.uint8) if value is None else value
@@ -227,8 +228,7 @@ class ClipResult:
         arrays = {key: (np.asarray(row[key]) if np.asarray(row[key]).size else None) for key in cls._ARRAYS}
         return cls(method=str(row["method"]), clip=str(row["clip"]), pred=row["pred"] or None,
                    gt=row["gt"] or None, frames=int(row["frames"]),
-                   values=_from_json(json.loads(row["values"])),
-                   per_frame=_from_json(json.loads(row["per_frame"])),
+                   values=json.loads(row["values"]), per_frame=json.loads(row["per_frame"]),
                    unavailable=json.loads(row["unavailable"]), region=tuple(json.loads(row["region"])),
                    error=str(row["error"]), **arrays)
 
@@ -332,116 +332,7 @@ def pair_row(pair: ClipPair) -> dict:
     return {"method": pair.method, "clip": pair.clip, "pred": pair.pred or "", "gt": pair.gt or ""}
 
 
-def run_local(pairs: list[ClipPair], settings: EvalSettings) -> list[ClipResult]:
+def evaluate_locally(pairs: list[ClipPair], settings: EvalSettings) -> list[ClipResult]:
     """Evaluate every pair in this process, in order."""
     evaluator = ClipEvaluator(settings)
     return [ClipResult.from_row(evaluator(pair_row(pair))) for pair in pairs]
-
-
-def conventions(settings: EvalSettings) -> dict:
-    return {
-        "pixels": "8-bit RGB in [0, 255], as decoded from the files",
-        "averaging": "frames then clips",
-        "crop_border": settings.crop_border,
-        "crop_border_applies_to": [m for m in FRAME_METRICS if m in settings.metrics],
-        "y_channel": settings.y_channel,
-        "y_channel_applies_to": ["psnr", "ssim"],
-        "psnr_ssim": "BasicSR: float64, peak 255, SSIM 11x11 Gaussian window sigma 1.5, valid region",
-        "temporal": "tOF, tLPIPS (TecoGAN) and warping error (Lai et al. 2018, Farneback flow of the gt) "
-                    "averaged over consecutive frame pairs; no crop_border; tOF in pixels and tLPIPS unscaled",
-        "non_finite": "\"inf\"/\"nan\" strings stand for non-finite values (e.g. PSNR of identical frames)",
-    }
-
-
-def summarize(results: list[ClipResult], settings: EvalSettings, preds: dict[str, str], gt: str) -> dict:
-    """The content of ``metrics.json``: per clip and mean per method, failures, unavailable metrics with
-    their reasons, and the conventions used."""
-    methods = {}
-    for method, root in preds.items():
-        mine = [r for r in results if r.method == method]
-        ok = [r for r in mine if not r.error]
-        entry = {"pred": root,
-                 "clips": {r.clip: {"pred": r.pred, "gt": r.gt, "frames": r.frames, "metrics": r.values,
-                                    "unavailable": r.unavailable, "per_frame": r.per_frame} for r in ok},
-                 "failed": {r.clip: r.error for r in mine if r.error},
-                 "mean": {}, "mean_unavailable": {}, "clips_in_mean": len(ok)}
-        for name in settings.metrics:
-            missing = [r for r in ok if name not in r.values]
-            if ok and not missing:
-                entry["mean"][name] = float(np.mean([r.values[name] for r in ok]))
-            elif ok:
-                entry["mean_unavailable"][name] = f"{missing[0].clip}: {missing[0].unavailable.get(name, 'not computed')}"
-            else:
-                entry["mean_unavailable"][name] = "no clip was evaluated"
-        methods[method] = entry
-    unavailable = {}
-    for name in settings.metrics:
-        reasons = [r.unavailable[name] for r in results if not r.error and name in r.unavailable]
-        if reasons and not any(name in r.values for r in results):
-            unavailable[name] = reasons[0]
-    return {"gt": gt, "metrics": list(settings.metrics), "conventions": conventions(settings),
-            "unavailable": unavailable, "methods": methods}
-
-
-def _jsonable(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # "inf", "-inf", "nan": strict JSON has no such numbers
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _from_json(value):
-    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
-        return float(value)
-    if isinstance(value, dict):
-        return {k: _from_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_json(v) for v in value]
-    return value
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a hidden temporary beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_metrics_json(report_dir: str | Path, summary: dict) -> Path:
-    """``REPORT_DIR/metrics.json``, written atomically in strict JSON."""
-    path = Path(report_dir) / "metrics.json"
-    write_text_atomic(path, json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n")
-    return path
-
-
-def log_to_mlflow(report_dir: str | Path, summary: dict, tracking_uri: str, experiment: str = "satecco-evaluate",
-                  run_name: str | None = None) -> str:
-    """Log the settings as params, each method's means (and per-clip scores) as metrics, and the report
-    folder as artifacts, to one MLflow run; returns its run id. Non-finite values stay in metrics.json."""
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=run_name) as run:
-        params = {"gt": summary["gt"], "metrics": ",".join(summary["metrics"]),
-                  "crop_border": summary["conventions"]["crop_border"],
-                  "y_channel": summary["conventions"]["y_channel"], "averaging": summary["conventions"]["averaging"]}
-        params.update({f"pred.{method}": entry["pred"] for method, entry in summary["methods"].items()})
-        mlflow.log_params(params)
-        values = {}
-        for method, entry in summary["methods"].items():
-            values.update({f"{method}.{name}": v for name, v in entry["mean"].items()})
-            for clip, scores in entry["clips"].items():
-                values.update({f"{method}.{_key(clip)}.{name}": v for name, v in scores["metrics"].items()})
-        mlflow.log_metrics({k: v for k, v in values.items() if math.isfinite(v)})
-        mlflow.log_artifacts(str(report_dir))
-        return run.info.run_id
-
-
-def _key(name: str) -> str:
-    """A clip name as MLflow accepts it in a metric key (letters, digits, ``_-. /``)."""
-    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in name)

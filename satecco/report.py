@@ -17,10 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from satecco.evaluate import HIGHER_IS_BETTER, ClipResult, write_text_atomic
+from satecco.evaluate import HIGHER_IS_BETTER, ClipResult
+from satecco.storage import atomic_output
 
 DISPLAY = 192  # crops are enlarged by an integer factor to at least this many pixels
 PROFILE_ROWS = 96  # short clips' profiles repeat each frame's row to at least this height
+STYLE = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin:.5em 0}"
+         "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}td.na{color:#999}"
+         ".row{display:flex;flex-wrap:wrap;gap:.8em}figure{margin:0}figcaption{text-align:center}"
+         "img{image-rendering:pixelated}")
 
 
 def _name(text: str) -> str:
@@ -77,18 +82,29 @@ def _table(rows: list[tuple[str, dict]], metrics: list[str], unavailable: dict[s
 
 
 def write_report(report_dir: str | Path, summary: dict, results: list[ClipResult]) -> Path:
-    """Write ``index.html`` and ``images/*.png`` for ``summary`` (:func:`satecco.evaluate.summarize`) and
-    the ``results`` it came from; returns the page's path."""
+    """Write ``index.html`` and ``images/*.png`` for ``summary``
+    (:func:`satecco.evaluation_summary.summarize`) and the ``results`` it came from; returns the page's
+    path. The images come first and the page last, atomically: a page that exists has all its images."""
     root = Path(report_dir)
-    images = root / "images"
-    metrics = summary["metrics"]
-    unavailable = summary["unavailable"]
-    methods = list(summary["methods"])
+    parts = _overview(summary)
+    for clip in dict.fromkeys(r.clip for r in results if not r.error):
+        ok = {r.method: r for r in results if r.clip == clip and not r.error}
+        parts += _clip_section(root, clip, ok, summary["metrics"], summary["unavailable"])
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    path = root / "index.html"
+    with atomic_output(path) as partial:
+        partial.write_text(_page(parts))
+    return path
+
+
+def _overview(summary: dict) -> list[str]:
+    """The top of the page: the settings, every method's means, unavailable metrics and failed clips."""
+    conventions, methods, unavailable = summary["conventions"], list(summary["methods"]), summary["unavailable"]
     parts = [f"<h1>satecco evaluate</h1><p>ground truth: <code>{html.escape(summary['gt'])}</code>; "
-             f"averaging: {summary['conventions']['averaging']}; crop_border "
-             f"{summary['conventions']['crop_border']}; Y channel: {summary['conventions']['y_channel']}</p>",
+             f"averaging: {conventions['averaging']}; crop_border "
+             f"{conventions['crop_border']}; Y channel: {conventions['y_channel']}</p>",
              "<h2>Mean over clips</h2>",
-             _table([(m, summary["methods"][m]["mean"]) for m in methods], metrics, unavailable)]
+             _table([(m, summary["methods"][m]["mean"]) for m in methods], summary["metrics"], unavailable)]
     if unavailable:
         items = "".join(f"<li><b>{html.escape(m)}</b>: {html.escape(r)}</li>" for m, r in unavailable.items())
         parts.append(f"<p>Unavailable metrics (no number is shown for them):</p><ul>{items}</ul>")
@@ -97,46 +113,55 @@ def write_report(report_dir: str | Path, summary: dict, results: list[ClipResult
         items = "".join(f"<li>{html.escape(m)} / {html.escape(c)}: <code>{html.escape(e)}</code></li>"
                         for m, c, e in failed)
         parts.append(f"<h2>Failed clips</h2><ul class='failed'>{items}</ul>")
-    clips = list(dict.fromkeys(r.clip for r in results if not r.error))
-    for clip in clips:
-        ok = {r.method: r for r in results if r.clip == clip and not r.error}
-        first = next(iter(ok.values()))
-        y, x, size = first.region
-        stem = _name(clip)
-        parts.append(f"<h2 id='{html.escape(stem)}'>{html.escape(clip)}</h2>")
-        parts.append(_table([(m, r.values) for m, r in ok.items()], metrics, unavailable))
-        figures = [("ground truth", first.gt_crop, first.gt_profile, "gt")] + [
-            (m, r.crop, r.profile, f"m-{_name(m)}") for m, r in ok.items()]
-        crops, profiles = [], []
-        repeat = max(1, math.ceil(PROFILE_ROWS / first.frames))
-        for label, crop, profile, key in figures:
-            crop_file, profile_file = f"images/{stem}-crop-{key}.png", f"images/{stem}-xt-{key}.png"
-            write_png(root / crop_file, enlarge(crop))
-            write_png(root / profile_file, np.repeat(profile, repeat, axis=0))
-            alt = html.escape(label)
-            crops.append(f"<figure><img src='{crop_file}' alt='crop {alt}'><figcaption>{alt}</figcaption></figure>")
-            profiles.append(f"<figure><img src='{profile_file}' alt='x-t profile {alt}'>"
-                            f"<figcaption>{alt}</figcaption></figure>")
-        parts.append(f"<h3>Crop of frame {first.frames // 2}, {size}x{size} px at x={x}, y={y}</h3>"
-                     f"<div class='row'>{''.join(crops)}</div>")
-        parts.append(f"<h3>Temporal profile: row y={y + size // 2}, frames top to bottom"
-                     f"{f' ({repeat} px each)' if repeat > 1 else ''}</h3>"
-                     f"<div class='row'>{''.join(profiles)}</div>")
-        plots = []
-        for metric in [m for m in metrics if any(m in r.per_frame for r in ok.values())]:
-            series = {m: r.per_frame[metric] for m, r in ok.items() if metric in r.per_frame}
-            starts = {m: ok[m].frames - len(series[m]) for m in series}  # pair metrics start at frame 1
-            plot_file = f"images/{stem}-plot-{_name(metric)}.png"
-            plot_per_frame(root / plot_file, metric, series, starts)
-            plots.append(f"<figure><img src='{plot_file}' alt='{html.escape(metric)} per frame'></figure>")
-        parts.append(f"<h3>Per frame</h3><div class='row'>{''.join(plots)}</div>")
-    style = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin:.5em 0}"
-             "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}td.na{color:#999}"
-             ".row{display:flex;flex-wrap:wrap;gap:.8em}figure{margin:0}figcaption{text-align:center}"
-             "img{image-rendering:pixelated}")
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>satecco evaluate</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
-    images.mkdir(parents=True, exist_ok=True)
-    path = root / "index.html"
-    write_text_atomic(path, page)
-    return path
+    return parts
+
+
+def _clip_section(root: Path, clip: str, ok: dict[str, ClipResult], metrics: list[str],
+                  unavailable: dict[str, str]) -> list[str]:
+    """One clip's heading, metric table, crops, temporal profiles and per-frame plots (``ok``: method ->
+    its result for ``clip``); writes the clip's images under ``root/images``."""
+    stem = _name(clip)
+    return [f"<h2 id='{html.escape(stem)}'>{html.escape(clip)}</h2>",
+            _table([(m, r.values) for m, r in ok.items()], metrics, unavailable),
+            *_crops_and_profiles(root, stem, ok),
+            _per_frame_plots(root, stem, ok, metrics)]
+
+
+def _crops_and_profiles(root: Path, stem: str, ok: dict[str, ClipResult]) -> list[str]:
+    """The ground truth's and every method's crop of the middle frame and x-t profile, side by side."""
+    first = next(iter(ok.values()))
+    y, x, size = first.region
+    figures = [("ground truth", first.gt_crop, first.gt_profile, "gt")] + [
+        (m, r.crop, r.profile, f"m-{_name(m)}") for m, r in ok.items()]
+    crops, profiles = [], []
+    repeat = max(1, math.ceil(PROFILE_ROWS / first.frames))
+    for label, crop, profile, key in figures:
+        crop_file, profile_file = f"images/{stem}-crop-{key}.png", f"images/{stem}-xt-{key}.png"
+        write_png(root / crop_file, enlarge(crop))
+        write_png(root / profile_file, np.repeat(profile, repeat, axis=0))
+        alt = html.escape(label)
+        crops.append(f"<figure><img src='{crop_file}' alt='crop {alt}'><figcaption>{alt}</figcaption></figure>")
+        profiles.append(f"<figure><img src='{profile_file}' alt='x-t profile {alt}'>"
+                        f"<figcaption>{alt}</figcaption></figure>")
+    return [f"<h3>Crop of frame {first.frames // 2}, {size}x{size} px at x={x}, y={y}</h3>"
+            f"<div class='row'>{''.join(crops)}</div>",
+            f"<h3>Temporal profile: row y={y + size // 2}, frames top to bottom"
+            f"{f' ({repeat} px each)' if repeat > 1 else ''}</h3>"
+            f"<div class='row'>{''.join(profiles)}</div>"]
+
+
+def _per_frame_plots(root: Path, stem: str, ok: dict[str, ClipResult], metrics: list[str]) -> str:
+    """One plot per metric that has per-frame values, every method in it."""
+    plots = []
+    for metric in [m for m in metrics if any(m in r.per_frame for r in ok.values())]:
+        series = {m: r.per_frame[metric] for m, r in ok.items() if metric in r.per_frame}
+        starts = {m: ok[m].frames - len(series[m]) for m in series}  # pair metrics start at frame 1
+        plot_file = f"images/{stem}-plot-{_name(metric)}.png"
+        plot_per_frame(root / plot_file, metric, series, starts)
+        plots.append(f"<figure><img src='{plot_file}' alt='{html.escape(metric)} per frame'></figure>")
+    return f"<h3>Per frame</h3><div class='row'>{''.join(plots)}</div>"
+
+
+def _page(parts: list[str]) -> str:
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>satecco evaluate</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")

