@@ -31,7 +31,8 @@ import numpy as np
 import psutil
 import yaml
 
-from satecco.video_io import VideoWriter, read_frames
+from satecco.video.read import read_frames
+from satecco.video.write import VideoWriter
 
 ROOT = Path(__file__).parent.parent
 SATECCO = str(Path(sys.executable).parent / "satecco")

@@ -29,7 +29,8 @@ import numpy as np
 
 from satecco.errors import SateccoError
 from satecco.metrics.common import Unavailable, crop
-from satecco.video_io import EXTENSIONS, count_frames, read_frames
+from satecco.video.formats import EXTENSIONS
+from satecco.video.read import count_frames, read_frames
 
 FRAME_METRICS = ("psnr", "ssim", "lpips", "dists", "niqe", "clipiqa")
 PAIR_METRICS = ("tof", "tlpips", "warping_error")

@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from satecco.cli import main as satecco  # noqa: E402
 from satecco.metrics.imresize import imresize  # noqa: E402
-from satecco.video_io import VideoWriter, probe, read_frames  # noqa: E402
+from satecco.video.read import probe, read_frames  # noqa: E402
+from satecco.video.write import VideoWriter  # noqa: E402
 
 METHODS = ("bicubic", "framewise", "satecco")
 LABELS = {"psnr": "PSNR ↑ (dB)", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "dists": "DISTS ↓", "niqe": "NIQE ↓",

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import av
 
-from satecco.video_io import VideoWriter, probe, read_frames
+from satecco.video.read import probe, read_frames
+from satecco.video.write import VideoWriter
 
 START_FRAME, NUM_FRAMES = 8, 24
 WIDTH, HEIGHT = 160, 90

@@ -14,7 +14,7 @@ from satecco.metrics.imresize import imresize
 from satecco.models.adapters import DecoderAdapters
 from satecco.pipeline import SATeCoPipeline
 from satecco.presets import ModelSpec
-from satecco.video_io import read_frames
+from satecco.video.read import read_frames
 
 
 def test_without_tfa_no_frame_reaches_another_through_the_adapters():

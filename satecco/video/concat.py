@@ -1,0 +1,225 @@
+"""Joining: :func:`concat_segments` puts the outputs of several writers (the segments of one video) end
+to end without re-encoding: frame folders by renumbering their files, videos by remuxing their packets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from satecco.errors import VideoError
+from satecco.storage import atomic_output
+from satecco.video.formats import (
+    check_target,
+    frame_files,
+    frame_rate_of,
+    open_input,
+    read_png,
+    reason,
+    video_stream,
+)
+from satecco.video.read import Tally, promised_length
+from satecco.video.write import AudioCopy, discard_output, finish_output
+
+
+def concat_segments(parts, target, frame_rate: Fraction, codec: str, audio_from: str | None = None) -> int:
+    """Join the outputs of several :class:`~satecco.video.write.VideoWriter` s (the segments of one
+    video, in order) into one output at ``target``, without re-encoding; return its frame count.
+
+    The parts must have been written with ``codec``, ``frame_rate`` and one size (and, for h264, one
+    encoder setting, so that they share their SPS/PPS). For ``"h264"`` (``.mp4``) and ``"ffv1"``
+    (``.mkv``) the video packets of the parts are remuxed one after the other, each part's frame ``i``
+    getting ``pts = (frames of the parts before it) + i`` in time base ``1 / frame_rate``: the result
+    has the summed frame count and exactly ``frame_rate``, and decodes to the frames of the parts (each
+    x264 part starts with an IDR frame, each ffv1 part with a keyframe). For ``"png"`` the parts are
+    frame folders and ``target`` gets their frames renumbered ``000000.png``, ``000001.png``, ...
+    (hard links where the file system allows, copies elsewhere). With ``audio_from``, its first audio
+    stream is copied packet for packet, as :class:`~satecco.video.write.VideoWriter` does.
+
+    Atomic like :class:`~satecco.video.write.VideoWriter` (:func:`satecco.storage.atomic_output`): the
+    output is assembled at a hidden temporary name beside ``target`` and moved into place only when
+    complete; on any failure nothing is left behind. Raises
+    :class:`ValueError` for bad arguments (an unknown codec, a suffix that does not match it, an inexact
+    frame rate, no parts) and :class:`VideoError` naming the part that is missing, unreadable, or does
+    not match the first one (codec, size, pixel format, frame rate, SPS/PPS) or the frame rate.
+    """
+    target = Path(target)
+    container_format, _ = check_target(target, codec, audio_from)
+    if isinstance(frame_rate, (float, bool)) or not Fraction(frame_rate) > 0:
+        raise ValueError(f"frame_rate must be exact and positive (a Fraction or int, e.g. "
+                         f"Fraction(30000, 1001)); got {frame_rate!r}")
+    frame_rate = Fraction(frame_rate)
+    parts = [Path(part) for part in parts]
+    if not parts:
+        raise ValueError(f"no parts to join into {str(target)!r}")
+    with atomic_output(target) as tmp:
+        if codec == "png":
+            return _join_frame_folders(parts, tmp)
+        return _remux_parts(parts, tmp, target, container_format, frame_rate, codec, audio_from)
+
+
+def _join_frame_folders(parts: list[Path], tmp: Path) -> int:
+    tmp.mkdir()
+    shape, total = None, 0
+    for part in parts:
+        if not part.is_dir():
+            raise VideoError(part, "no such png frame folder" if not part.exists() else "not a png frame folder")
+        files = frame_files(part)
+        part_shape = read_png(files[0]).shape
+        if shape is None:
+            shape = part_shape
+        elif part_shape != shape:
+            raise VideoError(part, f"frames are {part_shape[1]}x{part_shape[0]}, those of the first part "
+                                   f"{parts[0]} are {shape[1]}x{shape[0]}")
+        for file in files:
+            name = tmp / f"{total:06d}.png"
+            try:
+                os.link(file, name)
+            except OSError:  # another file system, or one without hard links
+                shutil.copyfile(file, name)
+            total += 1
+    return total
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What :func:`concat_segments` checks and needs of one part before it writes anything."""
+
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str | None
+    extradata: bytes
+    frame_rate: Fraction
+    origin: int  # the pts of the first frame, in the stream's time base
+    delay: int  # how many frames the first dts runs before the first pts (B-frame reordering)
+
+
+def _inspect_part(path: Path) -> _Part:
+    with open_input(path) as container:
+        stream = video_stream(container, path)
+        cc = stream.codec_context
+        try:
+            first = next((p for p in container.demux(stream) if p.size), None)
+        except av.FFmpegError as e:
+            raise VideoError(path, f"demux error: {reason(e)}") from e
+        if first is None or first.pts is None:
+            raise VideoError(path, "no video packet with a timestamp")
+        rate = frame_rate_of(stream, path)
+        origin = stream.start_time if stream.start_time is not None else first.pts
+        dts = first.dts if first.dts is not None else first.pts
+        return _Part(cc.name, cc.width, cc.height, cc.format.name if cc.format else None,
+                     bytes(cc.extradata or b""), rate, origin,
+                     -round((dts - origin) * stream.time_base * rate))
+
+
+def _check_parts(parts: list[Path], infos: list[_Part], codec: str, frame_rate: Fraction) -> None:
+    """Raise :class:`VideoError` naming the first part that does not match ``codec``, ``frame_rate`` or
+    the first part (size, pixel format, codec setup)."""
+    first = infos[0]
+    for part, info in zip(parts, infos, strict=True):
+        if info.codec != codec:
+            raise VideoError(part, f"its video codec is {info.codec!r}, expected {codec!r}")
+        if info.frame_rate != frame_rate:
+            raise VideoError(part, f"its frame rate is {info.frame_rate}, expected {frame_rate}")
+        got, want = (info.width, info.height, info.pix_fmt), (first.width, first.height, first.pix_fmt)
+        if got != want:
+            raise VideoError(part, f"its video is {got[0]}x{got[1]} {got[2]}, that of the first part "
+                                   f"{parts[0]} is {want[0]}x{want[1]} {want[2]}")
+        if info.extradata != first.extradata:
+            # The decoder reads the codec setup (h264: SPS/PPS) once, from the first part's: a part
+            # encoded with other settings would decode wrongly after a remux.
+            raise VideoError(part, f"its {codec} stream setup (extradata: SPS/PPS for h264) differs from "
+                                   f"that of the first part {parts[0]}; it cannot be joined without "
+                                   f"re-encoding")
+
+
+def _remux_parts(parts: list[Path], tmp: Path, target: Path, container_format: str, frame_rate: Fraction,
+                 codec: str, audio_from: str | None) -> int:
+    """Remux the video packets of ``parts`` one after the other into a new file ``tmp`` (the audio from
+    ``audio_from``); return the frame count. ``target`` is the name errors about the output give."""
+    # Check every part before writing: a mismatch found halfway would waste the work before it.
+    infos = [_inspect_part(part) for part in parts]
+    _check_parts(parts, infos, codec, frame_rate)
+    # dts runs ``delay`` frames before pts; parts with fewer B-frames (a short part may have none) get
+    # their dts moved back to the largest delay, so that dts keeps increasing across the joins.
+    delay = max(info.delay for info in infos)
+    options = {"movflags": "+faststart"} if codec == "h264" else {}
+    out = audio = None
+    try:
+        out = av.open(str(tmp), "w", format=container_format, options=options)
+        with open_input(parts[0]) as container:
+            video = out.add_stream_from_template(container.streams.video[0])
+        video.time_base = video.codec_context.time_base = 1 / frame_rate
+        video.codec_context.framerate = frame_rate
+        if audio_from is not None:
+            audio = AudioCopy(Path(audio_from), out, codec)
+        remux = _Remux(out, video, frame_rate, delay, audio)
+        for part, info in zip(parts, infos, strict=True):
+            remux.copy(part, info)
+        finish_output(out, target, audio)
+        out = None
+    finally:
+        if audio is not None:
+            audio.close()
+        if out is not None:
+            discard_output(out)  # the caller deletes it
+    return remux.total
+
+
+class _Remux:
+    """The parts' video packets, retimed one part after the other into the output container ``out``
+    (stream ``video``, time base ``1 / frame_rate``), with ``audio`` interleaved."""
+
+    def __init__(self, out, video, frame_rate: Fraction, delay: int, audio: AudioCopy | None):
+        self.out, self.video, self.frame_rate, self.delay, self.audio = out, video, frame_rate, delay, audio
+        self.total = 0  # the frames of the parts copied so far
+        self.last_dts = None  # the dts of the last packet muxed, in frames
+
+    def copy(self, part: Path, info: _Part) -> None:
+        """Mux the video packets of ``part`` after those copied so far."""
+        with open_input(part) as container:
+            stream = video_stream(container, part)
+            count, last_pts = 0, self.total - 1
+            tally = Tally(1 / self.frame_rate)
+            try:
+                for packet in container.demux(stream):
+                    tally.count(packet)
+                    if not packet.size:
+                        continue
+                    last_pts = max(self._mux(packet, part, info, count, stream.time_base), last_pts)
+                    count += 1
+                    if self.audio is not None:
+                        self.audio.mux_until(Fraction(self.last_dts + 1) / self.frame_rate)
+            except av.FFmpegError as e:
+                raise VideoError(part, f"cannot copy video packet {count}: {reason(e)}") from e
+            if count == 0:
+                raise VideoError(part, "no video packets")
+            tally.check(part, *promised_length(container, stream))
+            if last_pts != self.total + count - 1:  # frames missing, or timestamps at another rate
+                raise VideoError(part, f"its {count} frames have timestamps up to frame "
+                                       f"{last_pts - self.total} at {self.frame_rate} frames/s")
+            self.total += count
+
+    def _mux(self, packet, part: Path, info: _Part, count: int, time_base: Fraction) -> int:
+        """Retime video packet ``count`` of ``part`` to frames of the output and mux it; return its pts."""
+        if packet.pts is None:
+            raise VideoError(part, f"video packet {count} has no timestamp")
+        to_frames = time_base * self.frame_rate  # time base ticks -> frames
+        pts = self.total + round((packet.pts - info.origin) * to_frames)
+        dts = packet.dts if packet.dts is not None else packet.pts
+        dts = self.total + round((dts - info.origin) * to_frames) - (self.delay - info.delay)
+        if pts < self.total or dts > pts or (self.last_dts is not None and dts <= self.last_dts):
+            raise VideoError(part, f"video packet {count} has pts {packet.pts}, dts "
+                                   f"{packet.dts}: not in order at {self.frame_rate} frames/s")
+        duration = round(packet.duration * to_frames) if packet.duration else 0
+        packet.pts, packet.dts, packet.duration = pts, dts, duration
+        packet.time_base = 1 / self.frame_rate  # set last: setting it does not rescale
+        packet.stream = self.video
+        self.out.mux(packet)
+        self.last_dts = dts
+        return pts
