@@ -10,22 +10,22 @@ from the last checkpoint via ``ray.train.get_checkpoint()``. MLflow and printing
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from jobs.tracking import Tracker
 from satecco.build import build_model, random_base_model
+from satecco.jobs.tracking import Tracker
 from satecco.layout import batch_to_model, frames_to_model, model_to_frames
 from satecco.metrics.fidelity import video_psnr
 from satecco.metrics.imresize import imresize
 from satecco.presets import get_preset
+from satecco.storage import atomic_output
 from satecco.training.config import TrainConfig
 from satecco.training.data import validation_pair
-from satecco.training.stages import SATECO_STAGES, BaseStage
+from satecco.training.stages import STAGE_CLASSES, BaseStage
 from satecco.training.state import load_optimizer, save_optimizer
 
 PROGRESS = "progress.json"
@@ -40,7 +40,7 @@ def build_stage(config: TrainConfig, rank: int) -> torch.nn.Module:
         return BaseStage(base, preset.diffusion, vae_steps=round(config.max_steps * config.base_fraction_vae),
                          kl_weight=config.kl_weight, seed=seed)
     model, diffusion = build_model(preset, base_model=config.base_model, weights=config.weights, seed=config.seed)
-    return SATECO_STAGES[config.stage](model, diffusion, seed=seed)
+    return STAGE_CLASSES[config.stage](model, diffusion, seed=seed)
 
 
 class Validation:
@@ -75,6 +75,19 @@ def _restore(stage, optimizer, checkpoint) -> tuple[int, str | None]:
     return progress["step"], progress["mlflow_run_id"]
 
 
+def train_step(stage: torch.nn.Module, wrapped: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               batch: dict[str, torch.Tensor], step: int, device: torch.device | str = "cpu"
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One optimiser step of ``stage`` (``wrapped``: the same module, in DDP on a Ray Train worker) on
+    ``batch`` ``{"hr": (B, T, H, W, 3), "lr": (B, T, H/4, W/4, 3)}`` uint8; returns ``(loss, logs)``."""
+    stage.before_step(step)
+    loss, logs = wrapped(batch_to_model(batch["hr"], device), batch_to_model(batch["lr"], device))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss, logs
+
+
 def train_loop_per_worker(loop_config: dict) -> None:
     import ray.train
     import ray.train.torch
@@ -105,11 +118,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     loss = torch.tensor(float("nan"))
     while step < config.max_steps:
         for batch in shard.iter_torch_batches(batch_size=config.batch_size, drop_last=True):
-            stage.before_step(step)
-            loss, logs = wrapped(batch_to_model(batch["hr"], device), batch_to_model(batch["lr"], device))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            loss, logs = train_step(stage, wrapped, optimizer, batch, step, device)
             step += 1
             if tracker is not None and (step % config.log_every == 0 or step == config.max_steps):
                 tracker.metrics({"loss": loss.item(), **{k: v.item() for k, v in logs.items()}}, step=step)
@@ -152,16 +161,6 @@ def _report(config: TrainConfig, stage, optimizer, tracker: Tracker | None, step
 
 
 def _export(stage, output: Path) -> None:
-    """The final weights at ``output``, written next to it first and moved into place whole."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(stage, BaseStage):
-        tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-        try:
-            stage.export(tmp)
-            if output.exists():
-                shutil.rmtree(output)
-            tmp.rename(output)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        stage.export(output)  # save_weights writes atomically
+    """The final weights at ``output``, written beside it first and moved into place whole."""
+    with atomic_output(output, replace_folder=True) as partial:
+        stage.export(partial)

@@ -1,14 +1,16 @@
-"""Run one training stage as a Ray Train ``TorchTrainer`` (the ``satecco train`` command and the
-``jobs/train_<stage>.py`` entry points, which ``ray job submit`` can run)."""
+"""Run one training stage as a Ray Train ``TorchTrainer``: the ``satecco train`` command and the
+``jobs/train_<stage>.py`` entry points, which ``ray job submit`` can run (:func:`main`)."""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from dataclasses import replace
 from pathlib import Path
 
-from jobs.data import find_training_clips, training_dataset
 from satecco.cluster import init_ray
-from satecco.training.config import TrainConfig
+from satecco.options import add_options, run_command
+from satecco.training.config import COMMAND_LINE, TRAINING_STAGES, TrainConfig, load_train_config
 
 
 def default_output(config: TrainConfig) -> str:
@@ -21,7 +23,7 @@ def check_inputs(config: TrainConfig) -> None:
     """Fail on the driver, before any worker starts, on files the workers could not use."""
     from satecco.build import check_base_model_folder
     from satecco.checkpoints import read_weight_configs
-    from satecco.video_io import count_frames
+    from satecco.video.read import count_frames
 
     if config.base_model:
         check_base_model_folder(config.base_model)
@@ -35,6 +37,8 @@ def check_inputs(config: TrainConfig) -> None:
 
 def fit(config: TrainConfig, address: str | None = None):
     """Train ``config.stage``; returns Ray Train's ``Result`` (its ``checkpoint`` is the last one)."""
+    from satecco.jobs.data import find_training_clips, training_dataset  # torch: not for `satecco --help`
+
     config = config.resolved()
     if config.output is None:
         config = replace(config, output=default_output(config))
@@ -44,7 +48,7 @@ def fit(config: TrainConfig, address: str | None = None):
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from jobs.loop import train_loop_per_worker
+    from satecco.jobs.loop import train_loop_per_worker
 
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -57,3 +61,32 @@ def fit(config: TrainConfig, address: str | None = None):
         datasets={"train": training_dataset(config, clips)},
     )
     return trainer.fit()
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """``STAGE`` and the options of ``satecco train`` (the :data:`COMMAND_LINE` settings of
+    :class:`TrainConfig`, whose model validates them with the ``--config`` file's)."""
+    parser.add_argument("stage", choices=TRAINING_STAGES)
+    parser.add_argument("--config", metavar="FILE",
+                        help="training settings (YAML, e.g. configs/train/tiny-upscaler.yaml)")
+    add_options(parser, TrainConfig, only=COMMAND_LINE)
+    parser.add_argument("--address", help="Ray cluster to join (default: a local instance on loopback)")
+    parser.set_defaults(func=train_command)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    given = {key: value for key, value in vars(args).items() if key in COMMAND_LINE}
+    config = load_train_config(args.config, args.stage, **given)
+    result = fit(config, address=args.address)
+    if result.error is not None:
+        print(f"satecco: training failed: {result.error}", file=sys.stderr)
+        return 1
+    print(f"satecco: {config.stage} done at step {result.metrics.get('step')}; checkpoints in {result.path}")
+    return 0
+
+
+def main(stage: str, argv: list[str]) -> int:
+    """``python jobs/train_<stage>.py [options]``: ``satecco train <stage> [options]``."""
+    parser = argparse.ArgumentParser(prog=f"train_{stage}.py", description=f"Train SATeCo stage {stage!r} on Ray Train.")
+    add_train_arguments(parser)
+    return run_command(train_command, parser.parse_args([stage, *argv]))

@@ -3,7 +3,7 @@ also as `ray job submit --working-dir . -- python jobs/train_unet.py ...` (optio
 
 import sys
 
-from satecco.cli import main
+from satecco.jobs.train import main
 
 if __name__ == "__main__":
-    sys.exit(main(["train", "unet", *sys.argv[1:]]))
+    sys.exit(main("unet", sys.argv[1:]))

@@ -1,41 +1,26 @@
-"""The Ray Data stages: decode tasks, SATeCo stage actors, segment writers.
+"""The Ray Data stages, in graph order: decode tasks, SATeCo stage actors, part writers.
 
-Every stage works on one segment per row and passes error rows through untouched, so one bad
-video fails alone. Model stages do no file I/O; reading and writing have their own stages.
+Every stage works on one segment per row and passes error rows through untouched, so one bad video
+fails alone. Model stages do no file I/O; reading and writing have their own stages.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 
 from satecco import storage
-from satecco.errors import SateccoError, VideoError
+from satecco.errors import SateccoError, VideoError, input_error
 from satecco.presets import ModelSpec
-from satecco.video_io import VideoWriter, count_frames, probe, read_frames
+from satecco.segments import save_share, seam_path, write_frames
+from satecco.video.read import read_frames
 
 
 def _failed(row: dict, error: Exception) -> dict:
-    message = str(error) if isinstance(error, SateccoError) else f"{row['video']}: {type(error).__name__}: {error}"
-    return {**row, "error": message}
-
-
-def probe_source(source: str) -> tuple[str, bool, int] | str:
-    """CPU task: ``(frame rate, has audio, frame count)`` of one input, or the error naming it.
-
-    A remote input is fetched into this machine's cache, where this machine's decode tasks find it.
-    """
-    try:
-        local = str(storage.fetch(source)) if storage.is_remote(source) else source
-        info = probe(local)
-        return str(info.frame_rate), info.has_audio, count_frames(local)
-    except (SateccoError, OSError) as error:
-        return f"{source}: {error.cause if isinstance(error, VideoError) else error}"
+    return {**row, "error": input_error(row["video"], error)}
 
 
 def decode_segment(row: dict) -> dict:
@@ -46,7 +31,7 @@ def decode_segment(row: dict) -> dict:
     starts = np.asarray(row["windows"], dtype=np.int64)
     first, length = int(starts[0]), int(row["length"])
     try:
-        source = str(storage.fetch(row["video"])) if storage.is_remote(row["video"]) else row["video"]
+        source = storage.local_copy(row["video"])
         try:
             frames = np.stack(list(read_frames(source, first, int(starts[-1]) + length)))
         except VideoError as error:
@@ -60,11 +45,11 @@ def decode_segment(row: dict) -> dict:
     return {**row, "lr": windows, "busy_decode": time.perf_counter() - started}
 
 
-class SATeCoStage:
-    """Actor: runs some of the pipeline's parts on every segment it gets (weights loaded once).
+class StageActor:
+    """Ray actor: runs some of the pipeline's parts on every segment it gets (weights loaded once).
 
     ``__call__`` takes and returns a numpy batch of one segment; its outputs replace its inputs, so
-    only latents travel between groups and only uint8 frames leave the last one.
+    only latents travel between actor pools and only uint8 frames leave the last one.
     """
 
     def __init__(self, spec: ModelSpec, parts: tuple[str, ...], name: str, seed: int, overlap: int,
@@ -130,51 +115,11 @@ def write_segment(row: dict) -> dict:
     shares = {key: row.pop(key) for key in SEAM_COLUMNS}
     part = row["part"]
     try:
-        with tempfile.TemporaryDirectory(prefix="satecco-part-") as tmp:
-            for side in ("head", "tail"):
-                if len(shares[side]):
-                    save_share(seam_path(part, side), shares[side], shares[f"{side}_weights"], Path(tmp))
-            local = Path(tmp) / part.rsplit("/", 1)[-1] if storage.is_remote(part) else Path(part)
-            with VideoWriter(local, frames.shape[2], frames.shape[1], Fraction(row["frame_rate"]),
-                             codec=row["codec"], crf=int(row["crf"])) as writer:
-                for frame in frames:
-                    writer.write(frame)
-            if storage.is_remote(part):
-                storage.upload(local, part)
+        for side in ("head", "tail"):
+            if len(shares[side]):
+                save_share(seam_path(part, side), shares[side], shares[f"{side}_weights"])
+        with storage.atomic_output(part) as local:
+            write_frames(local, frames, Fraction(row["frame_rate"]), row["codec"], int(row["crf"]))
     except Exception as error:  # noqa: BLE001
         return _failed(row, error)
     return {**row, "frames_written": len(frames), "busy_write": time.perf_counter() - started}
-
-
-def seam_path(part: str, side: str) -> str:
-    """Where the segment of ``part`` keeps its share (``head`` or ``tail``) of the frames it shares."""
-    folder, slash, name = str(part).rpartition("/")
-    return f"{folder}{slash}{name.split('.')[0]}.{side}.npz"
-
-
-def save_share(path: str, sums: np.ndarray, weights: np.ndarray, tmp: Path) -> None:
-    """Write ``sums (F, H, W, 3)`` float32 and ``weights (F,)`` to ``path`` (local or URI), atomically."""
-    local = tmp / f".{path.rsplit('/', 1)[-1]}.partial"
-    with open(local, "wb") as file:
-        np.savez(file, sums=sums, weights=weights)
-    if storage.is_remote(path):
-        storage.upload(local, path)
-    else:
-        os.replace(local, path)
-
-
-def load_share(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """What :func:`save_share` wrote: ``(sums, weights)``."""
-    with np.load(path) as data:
-        return data["sums"], data["weights"]
-
-
-def part_name(index: int, codec: str) -> str:
-    from satecco.video_io import output_suffix
-
-    return f"part-{index:06d}{output_suffix(codec)}"
-
-
-def parts_folder(outdir: str, target: str) -> str:
-    """Where the part files of ``target`` wait for the join: a hidden folder beside the outputs."""
-    return storage.join(storage.join(outdir, ".satecco-parts"), target.rstrip("/").rsplit("/", 1)[-1])

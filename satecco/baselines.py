@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from satecco.metrics.imresize import imresize
-from satecco.pipeline import PARTS, SATeCoPipeline
+from satecco.pipeline import SATeCoPipeline
+from satecco.segments import PARTS
 
 
 class BicubicUpscaler:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from satecco.models.adapters import DecoderAdapters
 from satecco.models.latent_encoder import LatentEncoder
 from satecco.models.refiner import VideoRefiner
 from satecco.models.upscaler import VideoUpscaler
+from satecco.storage import atomic_output
 
 MODULE_CLASSES = {
     "upscaler": VideoUpscaler,
@@ -40,15 +40,8 @@ def save_weights(path: str | os.PathLike, modules: dict[str, torch.nn.Module]) -
         configs[name] = {k: v for k, v in module.config.items() if not k.startswith("_")}
         for key, value in module.state_dict().items():
             tensors[f"{name}.{key}"] = value.detach().to("cpu").contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": FORMAT, "configs": json.dumps(configs)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as partial:
+        save_file(tensors, str(partial), metadata={"format": FORMAT, "configs": json.dumps(configs)})
 
 
 def read_weight_configs(path: str | os.PathLike) -> dict[str, dict]:

@@ -28,9 +28,50 @@ from satecco.diffusion import denoise
 from satecco.layout import frames_to_model
 from satecco.models.satecco import SATeCo
 from satecco.presets import DiffusionConfig
+from satecco.segments import PARTS
 from satecco.windows import ramp, tile_starts
 
-PARTS = ("encode", "denoise", "decode")
+
+def encode_steps(model: SATeCo, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Steps 1–2. ``lr`` ``X_L`` ``(B, T, 3, h, w)`` -> ``X_u`` ``(B, T, 3, sh, sw)``, ``Z`` ``(B·T, c, sh/f, sw/f)``,
+    encoder features."""
+    # 1. video upscaler: X_u
+    upscaled = model.upscaler(lr)
+    # 2. VAE encoder: latent Z and the encoder features that guide the VAE decoder
+    latents, features = model.encode(upscaled)
+    return upscaled, latents, features
+
+
+def denoise_steps(model: SATeCo, diffusion: DiffusionConfig, latents: torch.Tensor, noise: torch.Tensor,
+                  frames: int) -> torch.Tensor:
+    """Steps 3–4. ``Z`` and ``noise`` ``(B·T, c, h, w)`` (``T = frames``) -> ``Z_0`` ``(B·T, c, h, w)``."""
+    # 3. latent encoder: guidance G for every UNet decoder block
+    guidance = model.latent_encoder(latents)
+
+    # 4. SFA/TFA-guided denoising of noised Z
+    def predict(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return model.predict_noise(z, t, guidance, frames)
+
+    return denoise(predict, latents, noise, diffusion)
+
+
+def decode_steps(model: SATeCo, upscaled: torch.Tensor, denoised: torch.Tensor, features: list[torch.Tensor]
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Steps 5–6. ``Z_0`` ``(B·T, c, h, w)`` -> ``X_d`` and ``X_H`` ``(B, T, 3, sh, sw)`` (not clamped)."""
+    # 5. SFA/TFA-guided VAE decoder: X_d
+    decoded = model.decode(denoised, features, upscaled.shape[1])
+    # 6. refiner: X_H
+    return decoded, model.refiner(upscaled, decoded)
+
+
+def run_steps(model: SATeCo, diffusion: DiffusionConfig, lr: torch.Tensor, noise: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Steps 1–6 on ``lr`` ``(B, T, 3, h, w)`` with ``noise`` shaped like ``Z`` ``(B·T, c, h', w')``:
+    ``X_u``, ``X_d`` and ``X_H``, each ``(B, T, 3, 4h, 4w)``. What the training stages validate and
+    train the refiner on; :class:`SATeCoPipeline` runs the same steps tile by tile."""
+    upscaled, latents, features = encode_steps(model, lr)
+    denoised = denoise_steps(model, diffusion, latents, noise.to(latents), lr.shape[1])
+    return upscaled, *decode_steps(model, upscaled, denoised, features)
 
 
 def frame_noise(seed: int, frame_index: int, shape: tuple[int, ...]) -> torch.Tensor:
@@ -86,27 +127,14 @@ class SATeCoPipeline:
     # -- the three parts, on one tile ------------------------------------------------------------
     @torch.inference_mode()
     def encode(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """Steps 1–2. ``lr`` ``X_L`` ``(1, T, 3, h, w)`` -> ``X_u`` ``(1, T, 3, sh, sw)``, ``Z`` ``(T, c, sh/f, sw/f)``,
-        encoder features."""
-        # 1. video upscaler: X_u
-        upscaled = self.model.upscaler(lr.to(self.device, self.dtype))
-        # 2. VAE encoder: latent Z and the encoder features that guide the VAE decoder
-        latents, features = self.model.encode(upscaled)
-        return upscaled, latents, features
+        """:func:`encode_steps` on ``lr`` ``(1, T, 3, h, w)``."""
+        return encode_steps(self.model, lr.to(self.device, self.dtype))
 
     @torch.inference_mode()
     def denoise(self, latents: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Steps 3–4. ``Z`` and ``noise`` ``(T, c, h, w)`` -> ``Z_0`` ``(T, c, h, w)``."""
-        model, frames = self.model, latents.shape[0]
-        latents = latents.to(self.device, self.dtype)
-        # 3. latent encoder: guidance G for every UNet decoder block
-        guidance = model.latent_encoder(latents)
-
-        # 4. SFA/TFA-guided denoising of noised Z
-        def predict(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return model.predict_noise(z, t, guidance, frames)
-
-        return denoise(predict, latents, noise.to(self.device, self.dtype), self.diffusion)
+        """:func:`denoise_steps` on one window: ``Z`` and ``noise`` ``(T, c, h, w)`` -> ``Z_0`` ``(T, c, h, w)``."""
+        return denoise_steps(self.model, self.diffusion, latents.to(self.device, self.dtype),
+                             noise.to(self.device, self.dtype), latents.shape[0])
 
     @torch.inference_mode()
     def decode(self, lr: torch.Tensor, denoised: torch.Tensor, upscaled: torch.Tensor | None = None,
@@ -118,10 +146,7 @@ class SATeCoPipeline:
         """
         if upscaled is None or features is None:
             upscaled, _, features = self.encode(lr)
-        # 5. SFA/TFA-guided VAE decoder: X_d
-        decoded = self.model.decode(denoised.to(self.device, self.dtype), features, denoised.shape[0])
-        # 6. refiner: X_H
-        return self.model.refiner(upscaled, decoded).clamp(-1, 1)
+        return decode_steps(self.model, upscaled, denoised.to(self.device, self.dtype), features)[1].clamp(-1, 1)
 
     # -- windows and tiles -------------------------------------------------------------------------
     def prepare(self, frames: np.ndarray, first_frame: int, seed: int) -> WindowTiles:

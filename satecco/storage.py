@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -65,16 +68,53 @@ def fetch(uri: str, cache: str | Path | None = None) -> Path:
     local = folder / Path(inner).name
     if local.is_file() and local.stat().st_size == info.size:
         return local
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".download-")
-    try:
-        with os.fdopen(fd, "wb") as out, fs.open_input_stream(inner) as source:
-            shutil.copyfileobj(source, out, length=1 << 22)
-        os.replace(tmp, local)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(local) as partial, open(partial, "wb") as out, fs.open_input_stream(inner) as source:
+        shutil.copyfileobj(source, out, length=1 << 22)
     return local
+
+
+def local_copy(path) -> str:
+    """``path`` itself when local, else :func:`fetch`'s cached copy of it."""
+    return str(fetch(str(path))) if is_remote(path) else str(path)
+
+
+@contextmanager
+def atomic_output(target, replace_folder: bool = False) -> Iterator[Path]:
+    """A local path to write ``target`` (a file, or a folder of files) to; it becomes ``target`` whole.
+
+    Local ``target``: the path is a hidden ``.<stem>.partial-<random><suffix>`` beside it (its folder
+    is created; the suffix stays last, so writers that choose a format by suffix see the target's), moved into place with :func:`os.replace` when the block ends without an exception (an
+    existing file is replaced; an existing folder only if empty). Remote ``target``: a path in a local
+    temporary folder, uploaded whole when the block ends (an object store shows an object only once it
+    is complete). On an exception the partial output is deleted and ``target`` is left as it was.
+    """
+    if is_remote(target):
+        with tempfile.TemporaryDirectory(prefix="satecco-out-") as tmp:
+            local = Path(tmp) / str(target).rstrip("/").rsplit("/", 1)[-1]
+            yield local
+            upload(local, str(target))
+        return
+    target = Path(target)
+    if target.is_dir() and any(target.iterdir()) and not replace_folder:
+        raise ValueError(f"output folder {str(target)!r} exists and is not empty")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.parent / f".{target.stem}.partial-{secrets.token_hex(4)}{target.suffix}"
+    try:
+        yield partial
+        if replace_folder and target.is_dir():
+            remove_local(target)
+        os.replace(partial, target)
+    except BaseException:
+        remove_local(partial)
+        raise
+
+
+def remove_local(path: Path) -> None:
+    """Delete a local file or folder (missing is fine)."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 def upload(local: Path, uri: str) -> None:
@@ -87,10 +127,14 @@ def upload(local: Path, uri: str) -> None:
             shutil.copyfileobj(source, out, length=1 << 22)
 
 
-def remove(uri: str) -> None:
-    """Delete a remote file or folder (missing is fine)."""
+def remove(path) -> None:
+    """Delete a local or remote file or folder (missing is fine)."""
+    if not is_remote(path):
+        remove_local(Path(path))
+        return
     import pyarrow.fs
 
+    uri = str(path)
     fs, inner = _filesystem(uri)
     kind = fs.get_file_info(inner).type
     if kind == pyarrow.fs.FileType.Directory:

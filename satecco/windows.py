@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,60 +45,6 @@ def plan_windows(num_frames: int, length: int, overlap: int) -> list[int]:
         return [0]
     starts = list(range(0, num_frames - length + 1, length - overlap))
     return starts + [num_frames - length] if starts[-1] + length < num_frames else starts
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A run of consecutive windows that one worker upscales and writes as one part file.
-
-    Segments share no window: each computes ``windows`` (their starts, each ``length`` frames) once.
-    Frames ``emit_start <= index < emit_stop`` blend windows of this segment only and come out final.
-    The frames this segment shares with a neighbour (its head ``read_start..emit_start`` and its tail
-    ``emit_stop..read_stop``) also blend a window of that neighbour: the segment hands back its part of
-    their blend (weighted sums and weights), and the join adds the two parts (:func:`blend_seam`), so
-    the frames equal those of a single pass over the whole video.
-    """
-
-    index: int
-    windows: tuple[int, ...]
-    length: int
-    emit_start: int
-    emit_stop: int
-
-    @property
-    def read_start(self) -> int:
-        return self.windows[0]
-
-    @property
-    def read_stop(self) -> int:
-        return self.windows[-1] + self.length
-
-
-def plan_segments(num_frames: int, length: int, overlap: int, windows_per_segment: int) -> list[Segment]:
-    """Cut a video's windows into segments of ``windows_per_segment`` windows.
-
-    A group of windows that would finish no frame of its own (its neighbours' windows cover all its
-    frames, as the end-aligned last window can do) joins the group before it, so that every frame is
-    shared by at most two segments.
-    """
-    if windows_per_segment < 1:
-        raise ValueError(f"windows_per_segment must be at least 1, got {windows_per_segment}")
-    starts = plan_windows(num_frames, length, overlap)
-    length = min(length, num_frames)
-    groups: list[list[int]] = []
-    for first in range(0, len(starts), windows_per_segment):
-        group = starts[first:first + windows_per_segment]
-        # The previous group finishes no frame of its own if the group before it reaches this one.
-        if len(groups) >= 2 and groups[-2][-1] + length >= group[0]:
-            middle = groups.pop()
-            groups[-1] = groups[-1] + middle
-        groups.append(group)
-    segments = []
-    for index, group in enumerate(groups):
-        emit_start = 0 if index == 0 else groups[index - 1][-1] + length
-        emit_stop = num_frames if index == len(groups) - 1 else groups[index + 1][0]
-        segments.append(Segment(index, tuple(group), length, emit_start, emit_stop))
-    return segments
 
 
 def ramp(size: int, fade: int) -> np.ndarray:
@@ -154,20 +99,6 @@ class TemporalBlender:
             done.append((index, self._sum.pop(index), self._weight.pop(index)))
             self._next = index + 1
         return done
-
-
-def blend_seam(tail: tuple[np.ndarray, np.ndarray], head: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """The frames two neighbouring segments share, from their parts of the blend.
-
-    ``tail``: the earlier segment's ``(sums (F, H, W, C) float32, weights (F,))``; ``head``: the later
-    one's, for the same frames. Returns ``(F, H, W, C)`` float32, as :class:`TemporalBlender` would have
-    blended them in one pass (the earlier windows' sum first, as there).
-    """
-    (tail_sums, tail_weights), (head_sums, head_weights) = tail, head
-    if tail_sums.shape != head_sums.shape:
-        raise ValueError(f"seam parts disagree: {tail_sums.shape} and {head_sums.shape}")
-    return np.stack([(a + b) / (float(wa) + float(wb))
-                     for a, b, wa, wb in zip(tail_sums, head_sums, tail_weights, head_weights, strict=True)])
 
 
 def quantize(frames: np.ndarray) -> np.ndarray:

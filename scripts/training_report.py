@@ -25,14 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from satecco.build import build_pipeline  # noqa: E402
+from satecco.engine_local import upscale_video  # noqa: E402
+from satecco.inputs import VideoSettings  # noqa: E402
 from satecco.layout import frames_to_model, model_to_frames  # noqa: E402
 from satecco.metrics.fidelity import video_psnr  # noqa: E402
 from satecco.metrics.imresize import imresize  # noqa: E402
 from satecco.presets import ModelSpec  # noqa: E402
-from satecco.upscale import VideoSettings, upscale_video  # noqa: E402
-from satecco.video_io import VideoWriter, probe, read_frames  # noqa: E402
-
-STAGES = ("base", "upscaler", "unet", "vae", "refiner")
+from satecco.training.config import TRAINING_STAGES  # noqa: E402
+from satecco.video.read import probe, read_frames  # noqa: E402
+from satecco.video.write import VideoWriter  # noqa: E402
 
 
 def curves(run: Path, out: Path) -> dict[str, dict[str, list[tuple[int, float]]]]:
@@ -45,7 +46,7 @@ def curves(run: Path, out: Path) -> dict[str, dict[str, list[tuple[int, float]]]
     client = mlflow.MlflowClient(f"sqlite:///{(run / 'mlflow.db').resolve()}")
     experiment = client.get_experiment_by_name("satecco")
     found: dict[str, dict[str, list[tuple[int, float]]]] = {}
-    for stage in STAGES:
+    for stage in TRAINING_STAGES:
         runs = client.search_runs([experiment.experiment_id], filter_string=f"attributes.run_name = 'tiny-default-{stage}'",
                                   order_by=["attributes.start_time DESC"])
         if not runs:

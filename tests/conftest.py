@@ -1,4 +1,4 @@
-"""Shared fixtures: the tiny preset built once, small real videos written with PyAV."""
+"""Shared fixtures: the tiny preset built once, one local Ray instance for the whole run."""
 
 from __future__ import annotations
 
@@ -7,12 +7,41 @@ import os
 
 import pytest
 import torch
+from media import free_port
 
 # Ray reads its authentication mode when first imported: every Ray instance the tests start keeps
 # token authentication on, as the engine's own local instance does.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
+# The S3 tests' moto server (tests/test_storage.py) listens here. Set before the shared Ray instance
+# starts, so that its workers, which inherit the environment Ray started with, reach it too.
+os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
+                  AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")
 
 torch.set_num_threads(2)
+
+#: Test modules that start Ray clusters of their own in this process: they run last, after the shared
+#: instance is shut down (a process joins one Ray instance at a time).
+OWN_RAY_MODULES = ("test_ray_cluster.py",)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name in OWN_RAY_MODULES)  # stable: the rest keep their order
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """The local Ray instance every Ray test in this process shares, started once on first use.
+
+    Four logical CPUs on two cores, so that every stage of a pipeline (and two training workers beside
+    their data tasks) gets a slot.
+    """
+    from satecco.cluster import init_ray
+
+    init_ray(None, num_cpus=4)
+    yield
+    import ray
+
+    ray.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from media import NTSC, audio_packets, plain_pyav_mp4
 
-from satecco.cli import apply_config_file, build_parser, main
-from satecco.video_io import probe, read_frames
+from satecco.cli import build_parser, given_options, main
+from satecco.options import UpscaleOptions, validate
+from satecco.video.read import probe, read_frames
 
 
 def _bad_inputs(folder):
@@ -116,11 +117,9 @@ def test_config_file_sets_defaults_and_the_command_line_wins(tmp_path, capsys):
 
 @pytest.mark.parametrize("config", sorted(Path(__file__).parent.parent.glob("configs/*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_are_valid(config):
-    parser = build_parser()
-    argv = ["-v", "upscale", "in.mp4", "-o", "out", "--config", str(config)]
-    apply_config_file(parser, argv)
-    args = parser.parse_args(argv)
-    assert args.preset in ("tiny", "sd21") and args.steps >= 1
+    args = build_parser().parse_args(["-v", "upscale", "in.mp4", "-o", "out", "--config", str(config)])
+    options = validate(UpscaleOptions, given_options(args), args.config)
+    assert options.preset in ("tiny", "sd21") and options.steps >= 1
 
 
 def test_base_model_and_weights_from_the_command_line(tiny, tmp_path):
@@ -153,7 +152,7 @@ def test_manifests_list_inputs_and_bad_manifests_are_named(tmp_path, capsys):
     import pyarrow as pa
     import pyarrow.parquet
 
-    from satecco.upscale import expand_inputs
+    from satecco.inputs import expand_inputs
 
     clips = tmp_path / "clips"
     clips.mkdir()

@@ -15,7 +15,7 @@ import pytest
 from media import moving_frames, write
 
 from satecco.cli import main
-from satecco.evaluate import EvalSettings, list_clips, pair_clips, run_local
+from satecco.evaluate import EvalSettings, evaluate_locally, list_clips, pair_clips
 from satecco.metrics.fidelity import psnr
 
 HEIGHT, WIDTH = 48, 64  # the smallest frames that TecoGAN's tOF crop accepts
@@ -104,7 +104,7 @@ def test_evaluate_known_answers_and_bad_clips_fail_alone(dataset, tmp_path, caps
 def test_y_channel_and_crop_border(dataset, tmp_path):
     gt, pred = dataset
     settings = EvalSettings(metrics=("psnr",), y_channel=True, crop_border=4)
-    (result,) = run_local(pair_clips({"m": str(pred / "offset4")}, str(gt / "offset4")), settings)
+    (result,) = evaluate_locally(pair_clips({"m": str(pred / "offset4")}, str(gt / "offset4")), settings)
     # BT.601: Y rises by 4 * (65.481 + 128.553 + 24.966) / 255 = 4 * 219 / 255
     assert result.values["psnr"] == pytest.approx(20 * math.log10(255 / (4 * 219 / 255)), abs=1e-9)
     reference = np.mean([psnr(p, g, crop_border=4, y_channel=True)
@@ -114,8 +114,8 @@ def test_y_channel_and_crop_border(dataset, tmp_path):
 
 def test_report_regions_are_shared_by_methods(dataset, tmp_path):
     gt, pred = dataset
-    results = run_local(pair_clips({"a": str(pred / "offset4"), "b": str(gt / "offset4")}, str(gt / "offset4")),
-                        EvalSettings(metrics=("psnr",)))
+    pairs = pair_clips({"a": str(pred / "offset4"), "b": str(gt / "offset4")}, str(gt / "offset4"))
+    results = evaluate_locally(pairs, EvalSettings(metrics=("psnr",)))
     a, b = results
     assert a.region == b.region
     y, x, size = a.region
@@ -143,25 +143,14 @@ def test_evaluate_logs_to_mlflow(dataset, tmp_path, monkeypatch):
     assert {"metrics.json", "index.html", "images"} <= artifacts
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    from satecco.cluster import init_ray
-
-    init_ray(None, num_cpus=2)
-    yield
-    import ray
-
-    ray.shutdown()
-
-
-def test_ray_engine_equals_local_engine(dataset, tmp_path, local_ray):
-    from pipelines.evaluate import run_ray
+def test_ray_engine_equals_local_engine(dataset, tmp_path, ray_local):
+    from satecco.pipelines.evaluate import evaluate_on_ray
 
     gt, pred = dataset
     pairs = pair_clips({"mine": str(pred)}, str(gt))
     settings = EvalSettings(metrics=("psnr", "ssim", "tof"))
-    remote = run_ray(pairs, settings, actors=2, num_cpus=0.5)
-    local = run_local(pairs, settings)
+    remote = evaluate_on_ray(pairs, settings, actors=2, num_cpus=0.5)
+    local = evaluate_locally(pairs, settings)
     assert [(r.method, r.clip) for r in remote] == [(p.method, p.clip) for p in pairs]
     for a, b in zip(remote, local, strict=True):
         assert a.error == b.error and a.values == b.values and a.per_frame == b.per_frame

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from conftest import perturb_
 
+from satecco.engine_local import upscale_video
+from satecco.inputs import VideoSettings
 from satecco.pipeline import SATeCoPipeline
 from satecco.presets import TINY
-from satecco.upscale import VideoSettings, upscale_video
-from satecco.video_io import VideoWriter, read_frames
+from satecco.video.read import read_frames
+from satecco.video.write import VideoWriter
 from satecco.windows import TemporalBlender, iter_windows, ramp, tile_starts
 
 SAMPLE = "samples/bbb_160x90.mp4"

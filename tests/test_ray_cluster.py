@@ -10,12 +10,13 @@ import pytest
 import yaml
 from media import plain_pyav_mp4
 
-from pipelines.config import STAGES, GroupConfig, PipelineConfig
-from pipelines.upscale import run_ray
 from satecco.build import build_pipeline
+from satecco.engine_local import upscale_locally
+from satecco.inputs import VideoSettings
+from satecco.pipelines.config import STAGE_PARTS, GroupConfig, PipelineConfig
+from satecco.pipelines.upscale import upscale_on_ray
 from satecco.presets import ModelSpec
-from satecco.upscale import VideoSettings, run_local
-from satecco.video_io import read_frames
+from satecco.video.read import read_frames
 
 ROOT = Path(__file__).parent.parent
 
@@ -50,6 +51,7 @@ def cluster():
     import ray
     from ray.cluster_utils import Cluster
 
+    ray.shutdown()  # the shared instance (tests/conftest.py runs this module last)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     workers = [cluster.add_node(num_cpus=2) for _ in range(2)]
     cluster.wait_for_nodes()
@@ -66,12 +68,12 @@ def test_several_videos_on_three_nodes_equal_a_single_node_run(cluster, tmp_path
     clips = [str(plain_pyav_mp4(tmp_path / f"clip{i}.mp4", n=n, height=16, width=16))
              for i, n in enumerate((9, 6, 11))]
     spec, settings = ModelSpec(preset="tiny", steps=1), VideoSettings(codec="ffv1", seed=4)
-    config = PipelineConfig(groups=(GroupConfig(tuple(STAGES), min_actors=2, max_actors=2),),
+    config = PipelineConfig(groups=(GroupConfig(tuple(STAGE_PARTS), min_actors=2, max_actors=2),),
                             windows_per_segment=1, decode_cpus=0.25, write_cpus=0.25)
-    results = run_ray(clips, tmp_path / "cluster", spec, settings, config, address=cluster[0].address,
+    results = upscale_on_ray(clips, tmp_path / "cluster", spec, settings, config, address=cluster[0].address,
                       progress=False)
     assert [r.status for r in results] == ["ok", "ok", "ok"]
-    single = run_local(clips, tmp_path / "single", build_pipeline(spec), settings, progress=False)
+    single = upscale_locally(clips, tmp_path / "single", build_pipeline(spec), settings, progress=False)
     for on_cluster, alone in zip(results, single, strict=True):
         frames = np.stack(list(read_frames(on_cluster.output)))
         expected = np.stack(list(read_frames(alone.output)))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from media import free_port, plain_pyav_mp4
 
-from satecco.video_io import read_frames
+from satecco.video.read import read_frames
 
 pytestmark = pytest.mark.timeout(900)
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,4 +75,6 @@ def test_training_entry_point_runs_as_a_ray_job(head, tmp_path):
                    "--data", str(clip), "--max-steps", "2", "--output", str(output), "--storage-path",
                    str(tmp_path / "ray"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert done.returncode == 0 and "upscaler done at step 2" in done.stdout, done.stdout[-3000:]
-    assert output.is_file()
+    from satecco.checkpoints import read_weight_configs
+
+    assert "upscaler" in read_weight_configs(output)

@@ -7,9 +7,9 @@ import pytest
 
 from satecco.pipeline import SATeCoPipeline
 from satecco.presets import TINY
-from satecco.segments import run_segment
+from satecco.segments import blend_seam, plan_segments, run_segment
 from satecco.video.read import read_frames
-from satecco.windows import TemporalBlender, blend_seam, iter_windows, plan_segments, plan_windows, quantize
+from satecco.windows import TemporalBlender, iter_windows, plan_windows, quantize
 
 
 @pytest.mark.parametrize("frames", [1, 4, 6, 7, 15, 19, 26, 40])

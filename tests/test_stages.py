@@ -8,12 +8,12 @@ import numpy as np
 import torch
 from media import plain_pyav_mp4
 
-from pipelines.config import PipelineConfig
-from pipelines.stages import SATeCoStage, decode_segment, seam_path, write_segment
-from pipelines.upscale import plan_videos
+from satecco.inputs import VideoSettings
+from satecco.pipelines.config import PipelineConfig
+from satecco.pipelines.stages import StageActor, decode_segment, seam_path, write_segment
+from satecco.pipelines.upscale import plan_videos
 from satecco.presets import ModelSpec
-from satecco.upscale import VideoSettings
-from satecco.video_io import read_frames
+from satecco.video.read import read_frames
 
 
 def test_stages_on_plain_rows(tmp_path):
@@ -25,7 +25,7 @@ def test_stages_on_plain_rows(tmp_path):
     assert [r.status for r in results] == ["failed"] and "no such file" in results[0].error
     assert [r["segment"] for r in rows] == [0, 1] and plans[str(clip)].pending == 2
 
-    stage = SATeCoStage(ModelSpec(steps=1), parts=("encode", "denoise", "decode"), name="all", seed=1, overlap=2)
+    stage = StageActor(ModelSpec(steps=1), parts=("encode", "denoise", "decode"), name="all", seed=1, overlap=2)
     for row in rows:
         decoded = decode_segment(row)
         assert decoded["lr"].shape == (len(row["windows"]), 6, 16, 16, 3)
@@ -53,9 +53,9 @@ def test_stage_actor_sets_torch_threads():
     """``threads`` in a pipeline group: an int, or ``all`` for every core this process may use."""
     before = torch.get_num_threads()
     try:
-        SATeCoStage(ModelSpec(steps=1), parts=("encode",), name="encode", seed=1, overlap=2, threads=1)
+        StageActor(ModelSpec(steps=1), parts=("encode",), name="encode", seed=1, overlap=2, threads=1)
         assert torch.get_num_threads() == 1
-        SATeCoStage(ModelSpec(steps=1), parts=("encode",), name="encode", seed=1, overlap=2, threads="all")
+        StageActor(ModelSpec(steps=1), parts=("encode",), name="encode", seed=1, overlap=2, threads="all")
         assert torch.get_num_threads() == len(os.sched_getaffinity(0))
     finally:
         torch.set_num_threads(before)

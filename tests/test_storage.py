@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -10,9 +11,10 @@ from media import audio_packets, plain_pyav_mp4
 
 from satecco import storage
 from satecco.build import build_pipeline
+from satecco.engine_local import upscale_locally
+from satecco.inputs import REPORT, VideoSettings, expand_inputs
 from satecco.presets import ModelSpec
-from satecco.upscale import VideoSettings, expand_inputs, run_local
-from satecco.video_io import read_frames
+from satecco.video.read import read_frames
 
 SPEC = ModelSpec(preset="tiny", steps=1)
 SETTINGS = VideoSettings(codec="ffv1", seed=2)
@@ -23,13 +25,9 @@ def s3(tmp_path_factory):
     """A moto S3 server on 127.0.0.1 with bucket ``videos`` holding ``in/a.mp4`` (with audio) and ``in/b.mp4``."""
     from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    # At the endpoint tests/conftest.py put in the environment before any Ray instance started.
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=urlsplit(os.environ["AWS_ENDPOINT_URL"]).port)
     server.start()
-    host, port = server.get_host_and_port()
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                                            "AWS_ENDPOINT_URL")}
-    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
-                      AWS_ENDPOINT_URL=f"http://{host}:{port}")
     import boto3
 
     boto3.client("s3").create_bucket(Bucket="videos")
@@ -40,8 +38,6 @@ def s3(tmp_path_factory):
         storage.upload(path, f"s3://videos/in/{name}")
     yield local
     server.stop()
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
 def _remote_frames(uri: str, tmp_path) -> np.ndarray:
@@ -52,10 +48,10 @@ def test_local_engine_reads_and_writes_s3(s3, tmp_path):
     inputs = expand_inputs(["s3://videos/in"])
     assert inputs == ["s3://videos/in/a.mp4", "s3://videos/in/b.mp4"]
     missing = "s3://videos/in/none.mp4"
-    results = run_local([*inputs, missing], "s3://videos/out", build_pipeline(SPEC), SETTINGS, progress=False)
+    results = upscale_locally([*inputs, missing], "s3://videos/out", build_pipeline(SPEC), SETTINGS, progress=False)
     assert [r.status for r in results] == ["ok", "ok", "failed"]
     assert missing in results[2].error
-    reference = run_local([str(p) for p in s3.values()], tmp_path / "local", build_pipeline(SPEC), SETTINGS,
+    reference = upscale_locally([str(p) for p in s3.values()], tmp_path / "local", build_pipeline(SPEC), SETTINGS,
                           progress=False)
     for remote, local in zip(results[:2], reference, strict=True):
         assert remote.output.startswith("s3://videos/out/")
@@ -65,21 +61,15 @@ def test_local_engine_reads_and_writes_s3(s3, tmp_path):
         audio_packets(s3["a.mp4"])
 
 
-def test_ray_engine_reads_and_writes_s3(s3, tmp_path):
-    from pipelines.config import PipelineConfig
-    from pipelines.upscale import REPORT, init_ray, run_ray
+def test_ray_engine_reads_and_writes_s3(s3, tmp_path, ray_local):
+    from satecco.pipelines.config import PipelineConfig
+    from satecco.pipelines.upscale import upscale_on_ray
 
-    init_ray(None, num_cpus=4)  # workers inherit the AWS_* settings made above
-    try:
-        results = run_ray(["s3://videos/in/a.mp4", "s3://videos/in/b.mp4"], "s3://videos/ray", SPEC, SETTINGS,
-                          PipelineConfig(windows_per_segment=1, decode_cpus=0.25, write_cpus=0.25),
-                          progress=False)
-    finally:
-        import ray
-
-        ray.shutdown()
+    results = upscale_on_ray(["s3://videos/in/a.mp4", "s3://videos/in/b.mp4"], "s3://videos/ray", SPEC, SETTINGS,
+                             PipelineConfig(windows_per_segment=1, decode_cpus=0.25, write_cpus=0.25),
+                             progress=False)
     assert [r.status for r in results] == ["ok", "ok"]
-    reference = run_local([str(s3["a.mp4"])], tmp_path / "local", build_pipeline(SPEC), SETTINGS, progress=False)
+    reference = upscale_locally([str(s3["a.mp4"])], tmp_path / "local", build_pipeline(SPEC), SETTINGS, progress=False)
     frames = _remote_frames("s3://videos/ray/a.mkv", tmp_path)
     expected = np.stack(list(read_frames(reference[0].output)))
     assert frames.shape == expected.shape and np.abs(frames.astype(int) - expected).max() <= 1

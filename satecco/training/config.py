@@ -1,15 +1,25 @@
-"""One training run's settings: a YAML file (``configs/train/*.yaml``) plus command-line overrides."""
+"""One training run's settings: a YAML file (``configs/train/*.yaml``) plus command-line overrides,
+validated by the same mechanism as every other option (:mod:`satecco.options`)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Literal
+
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic.dataclasses import dataclass
+
+from satecco.options import option, validate
 
 #: the BI and BD degradations (satecco.training.degrade)
 DEGRADATIONS = ("bi", "bd")
 #: stage name -> paper §3.5 (``base`` is the tiny preset's own base VAE and UNet, "stage 0")
-STAGES = ("base", "upscaler", "unet", "vae", "refiner")
+TRAINING_STAGES = ("base", "upscaler", "unet", "vae", "refiner")
+#: The settings ``satecco train`` also takes on its command line.
+COMMAND_LINE = ("data", "val", "workers", "gpu", "max_steps", "output", "weights", "base_model", "run_name",
+                "storage_path", "tracking_uri")
 
 
 @dataclass(frozen=True)
@@ -22,52 +32,49 @@ class TrainConfig:
     per worker. ``base_fraction_vae``: share of stage ``base``'s steps that train the VAE before the UNet.
     """
 
-    stage: str
-    data: tuple[str, ...] = ()
-    output: str | None = None
+    stage: Literal[TRAINING_STAGES]
+    data: tuple[str, ...] = option((), "REDS or Vimeo-90K roots, video files, folders of videos or frame folders",
+                                   metavar="PATH")
+    output: str | None = option(None, "final weights (.safetensors; stage base: a folder)", metavar="PATH")
     preset: str = "tiny"
-    base_model: str | None = None
-    weights: str | None = None
-    val: str | None = None
-    frames: int = 6
-    crop: int = 64
-    val_crop: int = 128
-    batch_size: int = 2
-    lr: float = 5e-5  # paper §4.1
+    base_model: str | None = option(None, "frozen base UNet and VAE (diffusers folder)", metavar="DIR")
+    weights: str | None = option(None, "SATeCo modules to start from (the previous stage's output)",
+                                 metavar="FILE")
+    val: str | None = option(None, "held-out clip for the validation PSNR", metavar="VIDEO")
+    frames: PositiveInt = 6
+    crop: PositiveInt = 64
+    val_crop: PositiveInt = 128
+    batch_size: PositiveInt = 2
+    lr: PositiveFloat = 5e-5  # paper §4.1
     weight_decay: float = 1e-2
-    max_steps: int = 1000
-    checkpoint_every: int = 100
-    validate_every: int = 100
-    log_every: int = 10
-    degradation: str = "bi"
+    max_steps: PositiveInt = option(1000, "optimiser steps in total (a resumed run counts on)")
+    checkpoint_every: PositiveInt = 100
+    validate_every: PositiveInt = 100
+    log_every: PositiveInt = 10
+    degradation: Literal[DEGRADATIONS] = "bi"
     seed: int = 0
-    workers: int = 1
-    gpu: bool = False
-    cpus_per_worker: float = 1.0
-    max_failures: int = 3
-    keep_checkpoints: int = 2
-    run_name: str | None = None
-    storage_path: str = "outputs/train"
-    tracking_uri: str | None = None
+    workers: PositiveInt = option(1, "Ray Train workers")
+    gpu: bool = option(False, "one GPU per worker")
+    cpus_per_worker: PositiveFloat = 1.0
+    max_failures: NonNegativeInt = 3
+    keep_checkpoints: PositiveInt = 2
+    run_name: str | None = option(None, "Ray Train run name and MLflow run name (default PRESET-STAGE)")
+    storage_path: str = option("outputs/train", "where Ray Train keeps checkpoints", metavar="DIR")
+    tracking_uri: str | None = option(None, "MLflow tracking URI (default $MLFLOW_TRACKING_URI, else "
+                                            "sqlite:///mlflow.db)")
     experiment: str = "satecco"
     log_checkpoints: bool = True
-    base_fraction_vae: float = 0.5
+    base_fraction_vae: float = option(0.5, ge=0.0, le=1.0)
     kl_weight: float = 1e-6
 
-    def __post_init__(self):
-        if self.stage not in STAGES:
-            raise ValueError(f"unknown training stage {self.stage!r}; choose one of {STAGES}")
-        if self.degradation not in DEGRADATIONS:
-            raise ValueError(f"unknown degradation {self.degradation!r}; choose one of {DEGRADATIONS}")
-        for name in ("frames", "crop", "batch_size", "max_steps", "checkpoint_every", "validate_every",
-                     "log_every", "workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
         if self.crop % 4:
             raise ValueError(f"crop={self.crop} must be a multiple of 4 (the upscaling factor)")
         if self.stage == "base" and self.preset != "tiny":
             raise ValueError("stage 'base' trains the tiny preset's own VAE and UNet only; "
                              f"preset {self.preset!r} starts from a pretrained --base-model")
+        return self
 
     @property
     def name(self) -> str:
@@ -89,29 +96,15 @@ class TrainConfig:
 
 
 def load_train_config(path: str | None, stage: str, **overrides) -> TrainConfig:
-    """``TrainConfig`` from the YAML file ``path`` (optional), with non-``None`` ``overrides`` on top."""
-    values: dict = {}
+    """``TrainConfig`` from the YAML file ``path`` (optional), with the ``overrides`` the command line gave
+    on top (``None`` values are not given). The file may name its stage; it must be ``stage``."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if isinstance(given.get("data"), str):
+        given["data"] = [given["data"]]
     if path:
-        import yaml
+        from satecco.config_files import read_yaml_mapping
 
-        try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise ValueError(f"{path}: cannot read training config ({error})") from error
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of setting names to values")
-        known = {f.name for f in fields(TrainConfig)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown training settings {unknown}")
-        if values.get("stage", stage) != stage:
-            raise ValueError(f"{path}: is a config for stage {values['stage']!r}, not {stage!r}")
-    values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
-    values["stage"] = stage
-    if isinstance(values.get("data"), str):
-        values["data"] = [values["data"]]
-    values["data"] = tuple(values.get("data", ()))
-    try:
-        return TrainConfig(**values)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{path or 'training config'}: {error}") from error
+        named = read_yaml_mapping(path, "training config").get("stage", stage)
+        if named != stage:
+            raise ValueError(f"{path}: is a config for stage {named!r}, not {stage!r}")
+    return validate(TrainConfig, {**given, "stage": stage}, path, what="training config")

