@@ -116,10 +116,10 @@ def main() -> None:
             print(f"{label}, ray / local: {seconds['local'] / seconds['ray']:.2f}")
         memory_size = tuple(int(v) for v in args.memory_size.split("x"))
         one_actor = work / "one-actor.yaml"
-        layout = yaml.safe_load(Path(args.pipeline_config).read_text())
-        for group in layout["groups"]:
+        pipeline = yaml.safe_load(Path(args.pipeline_config).read_text())
+        for group in pipeline["groups"]:
             group["min_actors"] = group["max_actors"] = 1
-        one_actor.write_text(yaml.safe_dump(layout))
+        one_actor.write_text(yaml.safe_dump(pipeline))
         peaks = {}
         for repeat in (1, 10):
             clip = make_clips(work, 1, args.memory_frames * repeat, memory_size)

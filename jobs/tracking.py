@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+import satecco
 from satecco.training.config import TrainConfig
 
 
@@ -65,8 +66,11 @@ class Tracker:
             artifacts["base_model"] = config.base_model
         from satecco.training import mlflow_model
 
+        # Requirements stated, not inferred: inference loads the model in a subprocess (13 s a run here),
+        # and the satecco package brings everything else the model needs.
         mlflow.pyfunc.log_model(name="model", python_model=mlflow_model.__file__, artifacts=artifacts,
-                                model_config={"preset": config.preset})
+                                model_config={"preset": config.preset},
+                                pip_requirements=[f"satecco=={satecco.__version__}"])
 
     def close(self, status: str = "FINISHED") -> None:
         self.mlflow.end_run(status=status)

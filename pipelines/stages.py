@@ -1,4 +1,5 @@
-"""The Ray Data stages, in graph order: decode tasks, SATeCo stage actors, part writers.
+"""The Ray engine's stages, in the order a segment meets them: decode tasks, SATeCo stage actors, part
+writers (the Ray Data graph), then the join task that makes each video from its parts.
 
 Every stage works on one segment per row and passes error rows through untouched, so one bad video
 fails alone. Model stages do no file I/O; reading and writing have their own stages.
@@ -7,15 +8,17 @@ fails alone. Model stages do no file I/O; reading and writing have their own sta
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
 from satecco import storage
 from satecco.errors import SateccoError, VideoError, input_error
 from satecco.presets import ModelSpec
-from satecco.segments import save_share, seam_path, write_frames
+from satecco.segments import JoinPlan, join_parts, save_share, seam_path, write_frames
 from satecco.video.read import read_frames
 
 
@@ -123,3 +126,13 @@ def write_segment(row: dict) -> dict:
     except Exception as error:  # noqa: BLE001
         return _failed(row, error)
     return {**row, "frames_written": len(frames), "busy_write": time.perf_counter() - started}
+
+
+def join_video(join: JoinPlan) -> str | None:
+    """CPU task: :func:`~satecco.segments.join_parts`; ``None`` when done, else the error naming the input."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="satecco-join-") as tmp:
+            join_parts(join, Path(tmp))
+    except (SateccoError, OSError) as error:
+        return input_error(join.source, error)
+    return None

@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import re
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 from satecco import storage
 from satecco.cluster import init_ray
-from satecco.errors import SateccoError, input_error
 from satecco.inputs import VideoResult, VideoSettings, write_report
 from satecco.pipelines.config import PipelineConfig, default_pipeline_config
 from satecco.pipelines.plan import VideoPlan, plan_videos
-from satecco.pipelines.stages import StageActor, decode_segment, write_segment
+from satecco.pipelines.stages import StageActor, decode_segment, join_video, write_segment
 from satecco.presets import ModelSpec
-from satecco.segments import JoinPlan, join_parts
 
 
 def upscale_dataset(rows: list[dict], spec: ModelSpec, settings: VideoSettings, config: PipelineConfig):
@@ -56,16 +53,6 @@ def upscale_dataset(rows: list[dict], spec: ModelSpec, settings: VideoSettings, 
         )  # Ray Data restarts a crashed actor and retries its segment (max_restarts=-1 by default)
     # Encoding the 4x frames is CPU work too; tasks write each part atomically.
     return ds.map(write_segment, num_cpus=config.write_cpus)
-
-
-def join_video(join: JoinPlan) -> str | None:
-    """CPU task: :func:`~satecco.segments.join_parts`; ``None`` when done, else the error naming the input."""
-    try:
-        with tempfile.TemporaryDirectory(prefix="satecco-join-") as tmp:
-            join_parts(join, Path(tmp))
-    except (SateccoError, OSError) as error:
-        return input_error(join.source, error)
-    return None
 
 
 class RunProgress:
@@ -139,8 +126,7 @@ def upscale_on_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, setti
     """
     outdir, started = str(outdir), time.perf_counter()
     try:
-        if not storage.is_remote(outdir):
-            Path(outdir).mkdir(parents=True, exist_ok=True)
+        storage.make_folder(outdir)
     except OSError as error:
         return [VideoResult(s, None, "failed", 0, 0.0, f"{s}: cannot create {outdir}: {error}") for s in inputs]
     # Segments are cut with PipelineConfig's windows_per_segment, which the default configs keep.

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="metrics and a visual report of predictions against ground "
                                    "truth", description=(
         "Compare predicted clips with ground truth: video files or PNG frame folders, one clip or folders of "
-        "clips (REDS4/Vid4 layout: ROOT/<clip>/<frame>.png; videos pair by stem). Writes REPORT_DIR/metrics.json "
+        "clips (REDS4/Vid4 structure: ROOT/<clip>/<frame>.png; videos pair by stem). Writes REPORT_DIR/metrics.json "
         "and REPORT_DIR/index.html."))
     add_options(evaluate, EvaluateOptions)
     evaluate.set_defaults(func=cmd_evaluate)

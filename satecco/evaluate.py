@@ -5,7 +5,7 @@ clips frame by frame (:class:`ClipEvaluator`, which the Ray job in ``pipelines/e
 its map stage and :func:`evaluate_locally` runs in-process). :mod:`satecco.evaluation_summary` turns
 the results into ``REPORT_DIR/metrics.json``, :mod:`satecco.report` into the visual report.
 
-Layouts: ``--gt`` and each ``--pred`` are a video file or PNG frame folder (one clip), or a folder of
+Folder structures: ``--gt`` and each ``--pred`` are a video file or PNG frame folder (one clip), or a folder of
 clips: sub-folders of PNG frames (REDS4 ``<root>/<clip>/<frame>.png``, Vid4 likewise) and/or video
 files, a clip's name being the sub-folder's name or the file's stem. Predictions pair with ground truth
 by name (``satecco upscale`` writes ``OUTDIR/<stem>.<ext>``); two single clips pair whatever their names.
@@ -76,7 +76,7 @@ class ClipPair:
 
 
 def list_clips(root: str) -> dict[str, str]:
-    """Clip name -> path under ``root`` (see the module docstring for the layouts); ``ValueError`` naming
+    """Clip name -> path under ``root`` (see the module docstring for the folder structures); ``ValueError`` naming
     ``root`` when it does not exist or holds no clip."""
     path = Path(root)
     if not path.exists():

@@ -64,8 +64,8 @@ def add_options(parser: argparse.ArgumentParser, model, only: tuple[str, ...] | 
         annotation = _without_none(field.annotation)
         if typing.get_origin(annotation) is Literal:
             kwargs["metavar"] = "{" + ",".join(map(str, typing.get_args(annotation))) + "}"
-        if typing.get_origin(annotation) in (list, tuple):
-            kwargs["nargs"] = "+"
+        if typing.get_origin(annotation) in (list, tuple) and cli.get("action") != "append":
+            kwargs["nargs"] = "+"  # a repeated option (append) takes one value each time
         if annotation is bool:
             kwargs["action"] = "store_true"
         kwargs.update({k: v for k, v in cli.items() if k not in ("flags", "positional")})
@@ -192,7 +192,7 @@ class EvaluateOptions(BaseModel):
 
     pred: list[str] = option(..., "predictions of one method; repeat for several methods (e.g. --pred "
                                   "satecco=out/s --pred bicubic=out/b)", action="append", metavar="[NAME=]PATH")
-    gt: str = option(..., "ground truth, in the same layout", metavar="PATH")
+    gt: str = option(..., "ground truth, in the same folder structure", metavar="PATH")
     metrics: list[Literal[METRICS]] | None = option(None, f"metrics to compute (default: all of {', '.join(METRICS)})",
                                                     metavar="METRIC")
     y_channel: bool = option(False, "PSNR/SSIM on the BT.601 Y channel (Vid4)")

@@ -80,6 +80,11 @@ def frame_noise(seed: int, frame_index: int, shape: tuple[int, ...]) -> torch.Te
     return torch.randn(shape, generator=torch.Generator().manual_seed(state))
 
 
+def window_noise(seed: int, first_frame: int, frames: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """:func:`frame_noise` of frames ``first_frame .. first_frame + frames - 1``: ``(frames, *shape)``."""
+    return torch.stack([frame_noise(seed, first_frame + i, shape) for i in range(frames)])
+
+
 @dataclass
 class WindowTiles:
     """One window, padded and cut into tiles.
@@ -160,7 +165,7 @@ class SATeCoPipeline:
         ph, pw = height + pad_h, width + pad_w
         factor = self.scale / self.model.vae_scale  # LR pixels -> latent pixels
         latent_shape = (self.model.vae.config.latent_channels, round(ph * factor), round(pw * factor))
-        noise = torch.stack([frame_noise(seed, first_frame + i, latent_shape) for i in range(count)])
+        noise = window_noise(seed, first_frame, count, latent_shape)
         tile_h = ph if self.tile is None else min(self.tile, ph)
         tile_w = pw if self.tile is None else min(self.tile, pw)
         boxes = [(y, x) for y in tile_starts(ph, tile_h, self.tile_overlap)

@@ -209,7 +209,7 @@ def join_parts(plan: JoinPlan, tmp: Path) -> None:
     """Blend the frames neighbouring parts share, remux the parts and those frames into ``plan.target``
     (with the source's audio, copied), then remove the parts. ``tmp``: a scratch folder."""
     def local(path: str) -> Path:
-        return storage.fetch(path, cache=tmp) if storage.is_remote(path) else Path(path)
+        return Path(storage.local_copy(path, cache=tmp))
 
     pieces = []
     for index, part in enumerate(plan.parts):

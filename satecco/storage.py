@@ -73,9 +73,15 @@ def fetch(uri: str, cache: str | Path | None = None) -> Path:
     return local
 
 
-def local_copy(path) -> str:
-    """``path`` itself when local, else :func:`fetch`'s cached copy of it."""
-    return str(fetch(str(path))) if is_remote(path) else str(path)
+def local_copy(path, cache: str | Path | None = None) -> str:
+    """``path`` itself when local, else :func:`fetch`'s copy of it (in ``cache``, else this machine's cache)."""
+    return str(fetch(str(path), cache)) if is_remote(path) else str(path)
+
+
+def make_folder(path) -> None:
+    """Create a local folder and its parents (a remote one needs none: objects make their prefixes)."""
+    if not is_remote(path):
+        Path(path).mkdir(parents=True, exist_ok=True)
 
 
 @contextmanager

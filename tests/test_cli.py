@@ -115,6 +115,24 @@ def test_config_file_sets_defaults_and_the_command_line_wins(tmp_path, capsys):
     assert "unknown option 'colour'" in capsys.readouterr().err
 
 
+def test_options_and_config_values_are_checked_alike_before_any_work(tmp_path, capsys):
+    """One mechanism checks the command line and the --config file: a bad value is one line naming the
+    option and where it came from, with exit status 2 and no output folder."""
+    config = tmp_path / "run.yaml"
+    out = tmp_path / "out"
+    cases = [("dtype: bf16\n", [], f"{config}: dtype: Input should be 'auto', 'float32', 'bfloat16' or 'float16'"),
+             ("steps: -1\n", [], f"{config}: steps: Input should be greater than 0 (got -1)"),
+             ("steps: 2\n", ["--steps", "0"], "--steps: Input should be greater than 0 (got '0')"),
+             ("", ["--window", "4", "--window-overlap", "4"], "window_overlap 4 must be smaller than window 4"),
+             ("", ["--crf", "60"], "--crf: Input should be less than or equal to 51")]
+    for text, flags, message in cases:
+        config.write_text(text)
+        assert main(["upscale", "in.mp4", "-o", str(out), "--config", str(config), *flags]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("config", sorted(Path(__file__).parent.parent.glob("configs/*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_are_valid(config):
     args = build_parser().parse_args(["-v", "upscale", "in.mp4", "-o", "out", "--config", str(config)])

@@ -54,7 +54,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 import numpy as np
-from satecco.pipelines.upscale import join_video
+from satecco.pipelines.stages import join_video
 from satecco.segments import JoinPlan, save_share, seam_path
 from satecco.video.read import read_frames
 from satecco.video.write import VideoWriter

@@ -138,7 +138,7 @@ def test_stage_actors_that_cannot_build_the_model_fail_every_input_with_one_line
             assert "\n" not in result.error
         report = [json.loads(line) for line in (out / REPORT).read_text().splitlines()]
         assert [(r["input"], r["status"]) for r in report] == [(c, "failed") for c in clips]
-        assert sorted(p.name for p in out.iterdir()) == [".satecco-parts", REPORT]
+        assert sorted(p.name for p in out.iterdir()) == [REPORT]
 
 
 def test_killed_driver_resumes_without_redoing_finished_parts(clips, reference, tmp_path):

@@ -235,3 +235,22 @@ def test_each_stage_loss_falls(grating, stage, key, steps):
         losses.append(loss.item() if key == "loss" else logs[key].item())
     quarter = steps // 4
     assert np.mean(losses[-quarter:]) < 0.93 * np.mean(losses[:quarter]), losses
+
+
+def test_validation_runs_the_inference_steps_with_the_inference_noise(tiny_parts):
+    """A stage's held-out output is what `satecco upscale --seed 0` gives for the same window: both run
+    satecco.pipeline's steps, with the same per-frame noise."""
+    from conftest import perturb_
+
+    from satecco.layout import frames_to_model, model_to_frames
+    from satecco.pipeline import SATeCoPipeline
+    from satecco.windows import quantize
+
+    model, diffusion = tiny_parts
+    model = perturb_(copy.deepcopy(model), std=0.02)  # active adapters: the guidance paths count too
+    frames = np.stack(random_frames(6, 16, 24, seed=4))
+    expected = quantize(SATeCoPipeline(copy.deepcopy(model), diffusion).upscale_window(frames, 0, seed=0))
+    stage = STAGE_CLASSES["refiner"](model, diffusion).eval()
+    got = model_to_frames(stage.validate(frames_to_model(frames), None))
+    assert got.shape == expected.shape == (6, 64, 96, 3)
+    assert np.abs(got.astype(int) - expected).max() <= 1

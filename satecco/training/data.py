@@ -3,9 +3,9 @@
 A :class:`Clip` is one sequence of HR frames (a video file or a PNG frame folder) with, where the data
 set has them, matching LR frames. :func:`find_clips` recognises
 
-- the REDS layout: ``ROOT/train_sharp/<clip>/<frame>.png``, LR (optional) in
+- the REDS folder structure: ``ROOT/train_sharp/<clip>/<frame>.png``, LR (optional) in
   ``ROOT/train_sharp_bicubic/X4/<clip>/``;
-- the Vimeo-90K septuplet layout: ``ROOT/sequences/<a>/<b>/im1.png … im7.png`` listed in
+- the Vimeo-90K septuplet folder structure: ``ROOT/sequences/<a>/<b>/im1.png … im7.png`` listed in
   ``ROOT/sep_trainlist.txt`` (one ``<a>/<b>`` per line);
 - anything :func:`satecco.inputs.expand_inputs` takes: video files, folders of videos, frame
   folders, globs, manifests.
@@ -51,12 +51,12 @@ def find_clips(path: str | Path) -> list[Clip]:
             lr = lr_root / folder.name
             clips.append(Clip(str(folder), _frame_count(folder), str(lr) if lr.is_dir() else None))
         if not clips:
-            raise ValueError(f"{root / 'train_sharp'}: REDS layout without clip folders")
+            raise ValueError(f"{root / 'train_sharp'}: REDS folder structure without clip folders")
         return clips
     if (root / "sequences").is_dir():
         listing = root / VIMEO_LIST
         if not listing.is_file():
-            raise ValueError(f"{root}: Vimeo-90K layout without its list file {VIMEO_LIST}")
+            raise ValueError(f"{root}: Vimeo-90K folder structure without its list file {VIMEO_LIST}")
         names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
         missing = [n for n in names if not (root / "sequences" / n).is_dir()]
         if missing:

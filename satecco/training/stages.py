@@ -27,16 +27,16 @@ from satecco.build import BaseModel
 from satecco.checkpoints import load_weights, save_weights
 from satecco.diffusion import make_scheduler
 from satecco.models.satecco import SATeCo
-from satecco.pipeline import run_steps
+from satecco.pipeline import run_steps, window_noise
 from satecco.presets import DiffusionConfig
 from satecco.training.losses import charbonnier, kl_loss, noise_loss
 
 
-def draw_noise(model: SATeCo, lr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Standard normal noise shaped like the latents ``Z`` of ``lr`` ``(B, T, 3, h, w)``: ``(B·T, c, h', w')``."""
-    batch, frames, _, height, width = lr.shape
-    latent = (height * model.scale // model.vae_scale, width * model.scale // model.vae_scale)
-    return torch.randn((batch * frames, model.vae.config.latent_channels, *latent), generator=generator)
+def latent_shape(model: SATeCo, lr: torch.Tensor) -> tuple[int, int, int]:
+    """``(c, h', w')`` of the latents ``Z`` of ``lr`` ``(B, T, 3, h, w)``."""
+    height, width = lr.shape[-2:]
+    return (model.vae.config.latent_channels, height * model.scale // model.vae_scale,
+            width * model.scale // model.vae_scale)
 
 
 class TrainingStage(nn.Module):
@@ -62,7 +62,8 @@ class TrainingStage(nn.Module):
     @torch.no_grad()
     def validate(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         """The stage's output for a held-out ``lr`` ``(1, T, 3, h, w)``: the whole pipeline's ``X_H``."""
-        noise = draw_noise(self.model, lr, torch.Generator().manual_seed(0))
+        # The noise `satecco upscale --seed 0` draws for frames 0..T-1: validation shows what inference gives.
+        noise = window_noise(0, 0, lr.shape[1], latent_shape(self.model, lr))
         return run_steps(self.model, self.diffusion, lr, noise)[2].clamp(-1, 1)
 
     def save(self, folder: Path) -> None:
@@ -128,7 +129,8 @@ class RefinerStage(TrainingStage):
 
     def forward(self, hr, lr):
         with torch.no_grad():
-            upscaled, decoded, _ = run_steps(self.model, self.diffusion, lr, draw_noise(self.model, lr, self.generator))
+            noise = torch.randn((lr.shape[0] * lr.shape[1], *latent_shape(self.model, lr)), generator=self.generator)
+            upscaled, decoded, _ = run_steps(self.model, self.diffusion, lr, noise)
         loss = charbonnier(self.model.refiner(upscaled, decoded), hr)
         return loss, {"charbonnier": loss.detach()}
 
