@@ -10,16 +10,16 @@ Frames are ``(T, H, W, 3)`` uint8 with ``H`` and ``W`` multiples of ``scale``.
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from einops import rearrange
 
 from satecco.metrics.imresize import imresize
 from satecco.training.config import DEGRADATIONS
 
 
-def gaussian_kernel(size: int = 13, sigma: float = 1.6) -> torch.Tensor:
-    """``(size, size)`` normalised Gaussian, as MATLAB's ``fspecial('gaussian', size, sigma)``."""
+def gaussian_kernel(size: int = 13, sigma: float = 1.6):
+    """``(size, size)`` normalised Gaussian (float64 tensor), as MATLAB's ``fspecial('gaussian', size, sigma)``."""
+    import torch
+
     axis = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     kernel = torch.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2 * sigma**2))
     return kernel / kernel.sum()
@@ -34,6 +34,10 @@ def degrade(hr: np.ndarray, scale: int = 4, kind: str = "bi") -> np.ndarray:
                          f"got {hr.dtype} {hr.shape}")
     if kind == "bi":
         return np.stack([imresize(frame, scale=1 / scale) for frame in hr])
+    # torch only here: the data tasks of a BI run (the default) then never import it.
+    import torch
+    import torch.nn.functional as F
+
     kernel = gaussian_kernel()
     pad = kernel.shape[0] // 2
     video = rearrange(torch.from_numpy(hr).double(), "t h w c -> (t c) 1 h w")
