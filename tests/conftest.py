@@ -67,3 +67,14 @@ def perturb_(module: torch.nn.Module, std: float = 0.05, seed: int = 1) -> torch
         for parameter in module.parameters():
             parameter.add_(torch.randn(parameter.shape, generator=generator) * std)
     return module
+
+
+def ray_workers(fragment: str) -> list:
+    """The worker processes of this process's Ray instance whose command line holds ``fragment`` (Ray
+    titles them after their actor, e.g. ``ray::RayTrainWorker``); other Ray instances' are left out."""
+    import psutil
+    from ray._private import ray_constants
+    from ray._private.worker import _global_node
+
+    raylet = _global_node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
+    return [p for p in psutil.Process(raylet).children() if fragment in " ".join(p.cmdline())]

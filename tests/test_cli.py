@@ -87,18 +87,18 @@ def test_tiled_run_and_configuration_errors(tmp_path, capsys):
     assert "none.st: no such weights file" in capsys.readouterr().err
 
 
-def test_console_script_runs_and_same_seed_gives_same_output(tmp_path):
-    """The installed `satecco` command, twice with one seed (lossless output): identical frames."""
+def test_console_script_runs_and_same_seed_gives_same_output(tmp_path, capsys):
+    """The `satecco` command in a process of its own and `main()` in this one, with one seed (lossless
+    output): identical frames."""
     clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=6, height=16, width=16)
-    outputs = []
-    for run in range(2):
-        out = tmp_path / f"run{run}"
-        done = subprocess.run([sys.executable, "-m", "satecco.cli", "upscale", "--engine", "local", str(clip), "-o", str(out),
-                               "--codec", "ffv1", "--steps", "2", "--seed", "5"],
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-        assert str(out / "clip.mkv") in done.stdout
-        outputs.append(np.stack(list(read_frames(out / "clip.mkv"))))
+    args = ["upscale", "--engine", "local", str(clip), "--codec", "ffv1", "--steps", "2", "--seed", "5"]
+    done = subprocess.run([sys.executable, "-m", "satecco.cli", *args, "-o", str(tmp_path / "run0")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert str(tmp_path / "run0" / "clip.mkv") in done.stdout
+    assert main([*args, "-o", str(tmp_path / "run1"), "--no-progress"]) == 0
+    assert str(tmp_path / "run1" / "clip.mkv") in capsys.readouterr().out
+    outputs = [np.stack(list(read_frames(tmp_path / run / "clip.mkv"))) for run in ("run0", "run1")]
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 

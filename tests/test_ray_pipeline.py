@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import ray_workers
 from media import NTSC, audio_packets, plain_pyav_mp4
 
 from satecco.build import build_pipeline
@@ -86,8 +87,6 @@ def test_ray_engine_equals_local_engine_and_bad_inputs_fail_alone(clips, referen
 def test_a_killed_stage_actor_is_restarted_and_the_output_is_unchanged(clips, reference, tmp_path):
     """SIGKILL the stage actor's process (Ray titles it ``ray::MapWorker(MapBatches(StageActor))``)
     once the first segment is written; Ray Data restarts it and retries its segment."""
-    import psutil
-
     killed = []
 
     def kill_stage_actor():
@@ -95,11 +94,9 @@ def test_a_killed_stage_actor_is_restarted_and_the_output_is_unchanged(clips, re
         parts = tmp_path / "out" / ".satecco-parts" / "a.mkv"
         while time.time() < deadline and not killed:
             if parts.is_dir() and any(parts.iterdir()):  # mid-run: some segments are written
-                for process in psutil.process_iter(["pid", "cmdline"]):
-                    if "StageActor" in " ".join(process.info["cmdline"] or []):
-                        os.kill(process.info["pid"], signal.SIGKILL)
-                        killed.append(process.info["pid"])
-                        break
+                for process in ray_workers("StageActor")[:1]:
+                    os.kill(process.pid, signal.SIGKILL)
+                    killed.append(process.pid)
             time.sleep(0.05)
 
     thread = threading.Thread(target=kill_stage_actor)

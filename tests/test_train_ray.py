@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
+from conftest import ray_workers
 from media import free_port, textured_frames, write
 
 from satecco.training.config import TrainConfig
@@ -48,16 +48,6 @@ def history(config: TrainConfig, key: str) -> list[float]:
     return [m.value for m in sorted(client.get_metric_history(runs[0].info.run_id, key), key=lambda m: m.step)]
 
 
-def _train_workers() -> list[psutil.Process]:
-    """This Ray instance's training workers (children of its raylet; other instances may be running)."""
-    from ray._private import ray_constants
-    from ray._private.worker import _global_node
-
-    raylet = _global_node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
-    return [p for p in psutil.Process(raylet).children()
-            if "RayTrainWorker" in " ".join(p.cmdline())]
-
-
 def _registered_checkpoint(run_folder: Path) -> dict | None:
     """The latest checkpoint Ray Train has registered (all workers reported), from its snapshot file."""
     try:
@@ -78,7 +68,7 @@ def test_killed_worker_resumes_from_the_last_checkpoint(ray_local, tmp_path, cli
         deadline = time.time() + 600
         while time.time() < deadline and not killed:
             if _registered_checkpoint(run_folder):
-                workers = _train_workers()
+                workers = ray_workers("RayTrainWorker")
                 if workers:
                     workers[-1].send_signal(signal.SIGKILL)
                     killed.append(workers[-1].pid)
