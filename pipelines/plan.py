@@ -10,7 +10,7 @@ from fractions import Fraction
 from satecco import storage
 from satecco.cluster import init_ray
 from satecco.errors import SateccoError, input_error
-from satecco.inputs import VideoResult, VideoSettings, output_path
+from satecco.inputs import Input, VideoResult, VideoSettings, assign_outputs
 from satecco.pipelines.config import PipelineConfig
 from satecco.segments import JoinPlan, part_name, parts_folder, plan_segments
 from satecco.video.read import count_frames, probe
@@ -66,40 +66,40 @@ def probe_inputs(sources: list[str], decode_cpus: float, address: str | None) ->
     return probed
 
 
-def plan_videos(inputs: list[str], outdir: str, settings: VideoSettings, config: PipelineConfig,
+def plan_videos(inputs: list[Input | str], outdir: str, settings: VideoSettings, config: PipelineConfig,
                 address: str | None = None) -> tuple[list[VideoResult], dict[str, VideoPlan], list[dict]]:
-    """Probe inputs, skip finished videos and parts; returns (final results so far, plans, segment rows).
+    """Assign and check outputs, probe inputs, skip finished videos (unless ``settings.overwrite``) and
+    finished parts; returns (final results so far, plans, segment rows).
 
     Segments are cut with ``config.windows_per_segment``; remote inputs are probed by tasks of
     ``config.decode_cpus``."""
-    results, todo = [], []
-    for source in inputs:
-        target = output_path(source, outdir, settings.codec)
-        if storage.exists(target):
-            results.append(VideoResult(source, target, "skipped", 0, 0.0, None))
+    targets, results = assign_outputs(inputs, outdir, settings)
+    todo = {}
+    for source, target in targets.items():
+        if not settings.overwrite and storage.exists(target):
+            results.append(VideoResult(source, target, "skipped"))
         else:
-            todo.append(source)
+            todo[source] = target
     plans, rows = {}, []
-    for source, probed in probe_inputs(todo, config.decode_cpus, address).items():
+    for source, probed in probe_inputs(list(todo), config.decode_cpus, address).items():
         if isinstance(probed, str):
             results.append(VideoResult(source, None, "failed", 0, 0.0, probed))
             continue
-        plan, todo_rows = _plan_video(source, probed, outdir, settings, config.windows_per_segment)
+        plan, todo_rows = _plan_video(source, todo[source], probed, outdir, settings, config.windows_per_segment)
         plans[source] = plan
         rows.extend(todo_rows)
     return results, plans, rows
 
 
-def _plan_video(source: str, probed: tuple[str, bool, int], outdir: str, settings: VideoSettings,
+def _plan_video(source: str, target: str, probed: tuple[str, bool, int], outdir: str, settings: VideoSettings,
                 windows_per_segment: int) -> tuple[VideoPlan, list[dict]]:
     """One probed input's plan and the rows of its segments that no earlier run finished."""
     frame_rate, has_audio, frames = probed
-    target = output_path(source, outdir, settings.codec)
-    folder = parts_folder(outdir, target)
+    folder = parts_folder(outdir, source, target)
     segments = plan_segments(frames, settings.window, settings.window_overlap, windows_per_segment)
     parts = tuple(storage.join(folder, part_name(s.index, settings.codec)) for s in segments)
     join = JoinPlan(source, target, parts, tuple(s.read_stop - s.emit_stop for s in segments[:-1]),
-                    Fraction(frame_rate), has_audio, settings.codec, settings.crf)
+                    Fraction(frame_rate), has_audio, settings.codec, settings.crf, settings.overwrite)
     plan = VideoPlan(join, frames, pending=0, reused=0, started=time.perf_counter())
     rows = []
     for segment, part in zip(segments, parts, strict=True):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from satecco import storage
 from satecco.cluster import init_ray
-from satecco.inputs import VideoResult, VideoSettings, write_report
+from satecco.inputs import Input, VideoResult, VideoSettings, write_report
 from satecco.pipelines.config import PipelineConfig, default_pipeline_config
 from satecco.pipelines.plan import VideoPlan, plan_videos
 from satecco.pipelines.stages import StageActor, decode_segment, join_video, write_segment
@@ -117,7 +117,7 @@ class RunProgress:
                         or f"{plan.source}: the Ray pipeline stopped: {_one_line(stopped)}")
 
 
-def upscale_on_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, settings: VideoSettings,
+def upscale_on_ray(inputs: list[Input | str], outdir: str | Path, spec: ModelSpec, settings: VideoSettings,
                    config: PipelineConfig | None, address: str | None = None, progress: bool = True
                    ) -> list[VideoResult]:
     """Upscale every input with the Ray engine; returns one result per input and writes the report.
@@ -125,19 +125,22 @@ def upscale_on_ray(inputs: list[str], outdir: str | Path, spec: ModelSpec, setti
     ``config`` ``None``: :func:`default_pipeline_config` for the cluster joined or started.
     """
     outdir, started = str(outdir), time.perf_counter()
+    sources = list(dict.fromkeys(Input.of(entry).source for entry in inputs))
     try:
         storage.make_folder(outdir)
     except OSError as error:
-        return [VideoResult(s, None, "failed", 0, 0.0, f"{s}: cannot create {outdir}: {error}") for s in inputs]
+        return [VideoResult(s, None, "failed", 0, 0.0, f"{s}: cannot create {outdir}: {error}") for s in sources]
     # Segments are cut with PipelineConfig's windows_per_segment, which the default configs keep.
     results, plans, rows = plan_videos(inputs, outdir, settings, config or PipelineConfig(), address)
+    for refused in (r for r in results if r.status == "failed"):  # before any model work
+        print(f"satecco: error: {refused.error}", file=sys.stderr)
     for plan in [p for p in plans.values() if p.pending == 0]:  # every part done by an earlier run
         results.append(plan.result(join_video(plan.join)))
         del plans[plan.source]
     busy = {}
     if rows:
-        busy = _run_pipeline(rows, plans, results, len(inputs), spec, settings, config, address, progress)
-    order = {source: i for i, source in enumerate(inputs)}
+        busy = _run_pipeline(rows, plans, results, len(sources), spec, settings, config, address, progress)
+    order = {source: i for i, source in enumerate(sources)}
     results.sort(key=lambda r: order.get(r.input, len(order)))
     write_report(results, outdir)
     _print_throughput(results, busy, time.perf_counter() - started, progress)

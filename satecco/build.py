@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,8 +18,6 @@ from satecco.models.satecco import SATeCo, decoder_geometry
 from satecco.models.upscaler import VideoUpscaler
 from satecco.pipeline import SATeCoPipeline
 from satecco.presets import DiffusionConfig, ModelSpec, Preset, get_preset
-
-log = logging.getLogger(__name__)
 
 PROMPT_TOKENS = 77  # CLIP's context length; the zero prompt has the same shape as a real one
 
@@ -124,8 +121,6 @@ def build_model(preset: Preset, base_model: str | Path | None = None, weights: s
                 raise ValueError(f"{weights}: unknown module {name!r}")
             modules[name] = MODULE_CLASSES[name].from_config(config)
         load_weights(weights, modules)
-    elif base_model is None and preset.name != "tiny":
-        log.warning("preset %r without --base-model or --weights: random weights (benchmarking only)", preset.name)
     model = SATeCo(base.unet, base.vae, prompt_embeds=base.prompt_embeds, **modules)
     diffusion = preset.diffusion
     if base.prediction_type:
@@ -135,7 +130,9 @@ def build_model(preset: Preset, base_model: str | Path | None = None, weights: s
 
 def build_pipeline(spec: ModelSpec):
     """The :class:`SATeCoPipeline` for ``spec`` on this process's device, or the baseline that
-    ``spec.method`` names (:mod:`satecco.baselines`). The tiny preset without files is the embedded default."""
+    ``spec.method`` names (:mod:`satecco.baselines`). Refuses random weights unless ``spec.random_weights``
+    (:meth:`~satecco.presets.ModelSpec.check_weights`); the tiny preset fills in the embedded default."""
+    spec.check_weights()
     spec = spec.with_embedded_default()
     if spec.method == "bicubic":
         return BicubicUpscaler(get_preset(spec.preset).scale)

@@ -54,7 +54,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     options = validate(UpscaleOptions, given_options(args), args.config, not_in_file=("inputs",))
     spec, settings = _model_spec(options), _video_settings(options)
-    inputs = expand_inputs(options.inputs)
+    inputs = expand_inputs(options.inputs, recursive=options.recursive)
     progress = not options.no_progress
     if options.engine == "ray":
         from satecco.pipelines.config import load_pipeline_config
@@ -73,7 +73,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         if result.status == "ok":
             print(f"{result.output}  ({result.frames} frames, {result.seconds:.1f} s)")
         elif result.status == "skipped":
-            print(f"{result.output}  (already there, skipped)")
+            print(f"{result.output}  (already there, skipped; --overwrite replaces it)")
     failed = [r for r in results if r.status == "failed"]
     if failed:
         print(f"satecco: {len(failed)} of {len(results)} inputs failed", file=sys.stderr)
@@ -86,7 +86,8 @@ def _model_spec(options: UpscaleOptions):
     return ModelSpec(preset=options.preset, base_model=options.base_model, weights=options.weights,
                      steps=options.steps, start_step=options.start_step, sampler=options.sampler,
                      device=options.device, dtype=options.dtype, tile=options.tile,
-                     tile_overlap=options.tile_overlap, method=options.method)
+                     tile_overlap=options.tile_overlap, method=options.method,
+                     random_weights=options.random_weights)
 
 
 def _video_settings(options: UpscaleOptions):
@@ -95,7 +96,7 @@ def _video_settings(options: UpscaleOptions):
     # The baselines' output frames depend on their own input frame only: their windows need no overlap.
     overlap = options.window_overlap if options.method == "satecco" else 0
     return VideoSettings(window=options.window, window_overlap=overlap, seed=options.seed, codec=options.codec,
-                         crf=options.crf)
+                         crf=options.crf, suffix=options.suffix, overwrite=options.overwrite)
 
 
 def _named_preds(items: list[str]) -> dict[str, str]:
@@ -163,6 +164,7 @@ def _check_model_files(spec) -> None:
     from satecco.presets import get_preset
 
     get_preset(spec.preset)
+    spec.check_weights()
     if spec.base_model:
         from satecco.build import check_base_model_folder
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from satecco import storage
 from satecco.errors import SateccoError, VideoError, input_error
-from satecco.inputs import VideoResult, VideoSettings, output_path
+from satecco.inputs import Input, VideoResult, VideoSettings, assign_outputs
 from satecco.video.read import probe, read_frames
 from satecco.video.write import VideoWriter
 from satecco.windows import TemporalBlender, iter_windows, quantize
@@ -47,7 +47,7 @@ def _upscale_file(pipeline: SATeCoPipeline, source: str, target: str | Path, set
     info = probe(source)
     blender = TemporalBlender(settings.window_overlap)
     written = 0
-    with storage.atomic_output(target) as local_target, \
+    with storage.atomic_output(target, replace_folder=settings.overwrite) as local_target, \
             VideoWriter(local_target, info.width * pipeline.scale, info.height * pipeline.scale, info.frame_rate,
                         codec=settings.codec, crf=settings.crf,
                         audio_from=source if info.has_audio else None) as writer:
@@ -80,28 +80,39 @@ def known_frames(inputs: list[str]) -> int | None:
     return total
 
 
-def upscale_locally(inputs: list[str], outdir: str | Path, pipeline: SATeCoPipeline, settings: VideoSettings,
-                    progress: bool = True) -> list[VideoResult]:
-    """Upscale every input into ``outdir`` in this process; returns one result per input."""
+def upscale_locally(inputs: list[Input | str], outdir: str | Path, pipeline: SATeCoPipeline,
+                    settings: VideoSettings, progress: bool = True) -> list[VideoResult]:
+    """Upscale every input into ``outdir`` in this process; returns one result per input, in order.
+
+    Outputs are assigned and checked first (:func:`~satecco.inputs.assign_outputs`); an output that
+    exists is skipped unless ``settings.overwrite``.
+    """
     from tqdm import tqdm
 
-    results = []
-    bar = tqdm(total=known_frames(inputs) if progress else None, unit="frame", disable=not progress,
+    targets, results = assign_outputs(inputs, outdir, settings)
+    bar = tqdm(total=known_frames(list(targets)) if progress else None, unit="frame", disable=not progress,
                dynamic_ncols=True)
+    for message in (r.error for r in results):
+        bar.write(f"satecco: error: {message}", file=sys.stderr)
+    with bar:
+        for index, (source, target) in enumerate(targets.items(), 1):
+            bar.set_description(f"[{index}/{len(targets)}] {Path(source).name}")
+            results.append(_upscale_one(pipeline, source, target, settings, bar))
+    order = {Input.of(entry).source: i for i, entry in enumerate(inputs)}
+    return sorted(results, key=lambda r: order[r.input])
+
+
+def _upscale_one(pipeline: SATeCoPipeline, source: str, target: str, settings: VideoSettings, bar) -> VideoResult:
+    """One input's result; a failure is reported on ``bar`` and does not stop the others."""
+    if not settings.overwrite and storage.exists(target):
+        return VideoResult(source, target, "skipped")
+    started = time.perf_counter()
     try:
-        for index, source in enumerate(inputs, 1):
-            target = output_path(source, outdir, settings.codec)
-            bar.set_description(f"[{index}/{len(inputs)}] {Path(source).name}")
-            started = time.perf_counter()
-            try:
-                frames = upscale_video(pipeline, source, target, settings, on_frames=bar.update)
-                results.append(VideoResult(source, target, "ok", frames, time.perf_counter() - started))
-            except Exception as error:  # one bad input must not stop the others
-                if not isinstance(error, SateccoError | OSError):
-                    log.debug("unexpected failure on %s", source, exc_info=True)
-                message = input_error(source, error)
-                results.append(VideoResult(source, None, "failed", 0, time.perf_counter() - started, message))
-                bar.write(f"satecco: error: {message}", file=sys.stderr)
-    finally:
-        bar.close()
-    return results
+        frames = upscale_video(pipeline, source, target, settings, on_frames=bar.update)
+        return VideoResult(source, target, "ok", frames, time.perf_counter() - started)
+    except Exception as error:  # one bad input must not stop the others
+        if not isinstance(error, SateccoError | OSError):
+            log.debug("unexpected failure on %s", source, exc_info=True)
+        message = input_error(source, error)
+        bar.write(f"satecco: error: {message}", file=sys.stderr)
+        return VideoResult(source, None, "failed", 0, time.perf_counter() - started, message)

@@ -3,7 +3,10 @@ that cut and write each video, what became of each input, and the run report.
 
 An input is a video file, a folder of PNG frames, or a pyarrow filesystem URI of either. The command
 line may name them through folders of videos, globs and CSV/Parquet manifests (:func:`expand_inputs`).
-Each input becomes ``OUTDIR/<input stem>.<ext>`` (:func:`output_path`).
+Each input has an output *name*: its stem, or, for the videos found in a folder, their path relative
+to that folder without the suffix (``--recursive`` walks its subfolders). The output is
+``OUTDIR/<name><suffix>.<ext>`` (:func:`assign_outputs`), and it is never an input: an output equal to
+an input path, or one that an earlier input already claims, is refused before any work.
 """
 
 from __future__ import annotations
@@ -24,13 +27,29 @@ REPORT = "satecco-report.jsonl"
 
 @dataclass(frozen=True)
 class VideoSettings:
-    """How each video is cut into windows, seeded and written."""
+    """How each video is cut into windows, seeded and written; ``suffix`` is added to each output's name,
+    and ``overwrite`` replaces outputs that exist (else they are skipped)."""
 
     window: int = 6
     window_overlap: int = 2
     seed: int = 0
     codec: str = "h264"
     crf: int = 18
+    suffix: str = ""
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input and the name of its output under OUTDIR (``/``-separated, without a suffix)."""
+
+    source: str
+    name: str
+
+    @classmethod
+    def of(cls, source: str | Input) -> Input:
+        """``source`` as an input whose output is named after its stem."""
+        return source if isinstance(source, Input) else cls(str(source), Path(str(source).rstrip("/")).stem)
 
 
 @dataclass
@@ -62,35 +81,77 @@ def read_manifest(path: Path) -> list[str]:
     return [e if "://" in e or Path(e).is_absolute() else str(path.parent / e) for e in entries]
 
 
-def expand_inputs(items: Iterable[str]) -> list[str]:
-    """Files, folders of videos, frame folders, glob patterns and manifests -> input paths, in order,
+def expand_inputs(items: Iterable[str], recursive: bool = False) -> list[Input]:
+    """Files, folders of videos, frame folders, glob patterns and manifests -> inputs, in order,
     deduplicated.
 
-    A folder holding video files stands for those files; any other folder is taken as a frame folder.
-    A ``.csv`` or ``.parquet`` file is a manifest whose ``path`` column lists the inputs. Paths that
-    do not exist are kept, so that they are reported as failed inputs.
+    A folder holding video files stands for those files (with ``recursive``, those of its subfolders
+    too), each named by its path relative to the folder; any other folder is taken as a frame folder.
+    A ``.csv`` or ``.parquet`` file is a manifest whose ``path`` column lists the inputs. Paths that do
+    not exist are kept, so that they are reported as failed inputs.
     """
-    found: list[str] = []
+    found: dict[str, Input] = {}
     for item in items:
         path = Path(item)
         if storage.is_remote(item):
-            listed = storage.list_files(item)
-            found.extend([f for f in listed if Path(f).suffix.lower() in EXTENSIONS] if listed else [item])
+            listed = storage.list_files(item, recursive)
+            videos = [f for f in listed or [] if Path(f).suffix.lower() in EXTENSIONS]
+            named = [Input(f, _stem(f[len(item.rstrip("/")) + 1:])) for f in videos] if listed else [Input.of(item)]
         elif path.is_dir():
-            videos = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
-            found.extend(str(p) for p in videos) if videos else found.append(str(path))
+            pattern = "**/*" if recursive else "*"
+            videos = sorted(p for p in path.glob(pattern) if p.suffix.lower() in EXTENSIONS and p.is_file())
+            named = [Input(str(p), _stem(p.relative_to(path).as_posix())) for p in videos] or [Input.of(item)]
         elif path.is_file() and path.suffix.lower() in MANIFESTS:
-            found.extend(expand_inputs(read_manifest(path)))
+            named = expand_inputs(read_manifest(path))
         elif not path.exists() and glob.has_magic(item):
-            found.extend(sorted(glob.glob(item)))
+            named = [Input.of(p) for p in sorted(glob.glob(item))]
         else:
-            found.append(str(path))
-    return list(dict.fromkeys(found))
+            named = [Input.of(str(path))]
+        for entry in named:
+            found.setdefault(entry.source, entry)
+    return list(found.values())
 
 
-def output_path(source: str, outdir: str | Path, codec: str) -> str:
-    """``OUTDIR/<input stem>.<ext>`` (a folder, for the ``png`` codec); OUTDIR may be a URI."""
-    return storage.join(outdir, Path(source.rstrip("/")).stem + output_suffix(codec))
+def _stem(relative: str) -> str:
+    """A path relative to a folder given as input, without its suffix: ``a/b/clip.mp4`` -> ``a/b/clip``."""
+    folder, _, name = relative.rstrip("/").rpartition("/")
+    return f"{folder}/{Path(name).stem}" if folder else Path(name).stem
+
+
+def output_path(name: str, outdir: str | Path, settings: VideoSettings) -> str:
+    """``OUTDIR/<name><suffix>.<ext>`` (a folder, for the ``png`` codec); OUTDIR may be a URI."""
+    return storage.join(outdir, name + settings.suffix + output_suffix(settings.codec))
+
+
+def assign_outputs(inputs: list[Input | str], outdir: str | Path, settings: VideoSettings
+                   ) -> tuple[dict[str, str], list[VideoResult]]:
+    """Each input's output path, and the inputs refused before any work: an output that is an input
+    path (it would destroy the input), and an output that an earlier input already claims (one line
+    naming both). Returns ``({source: output}, refused results)``, in the inputs' order."""
+    inputs = [Input.of(entry) for entry in inputs]
+    sources = {storage.canonical(entry.source): entry.source for entry in inputs}
+    targets: dict[str, str] = {}
+    claimed: dict[str, str] = {}
+    refused = []
+    for entry in inputs:
+        if entry.source in targets:
+            continue  # named twice: one output
+        target = output_path(entry.name, outdir, settings)
+        key = storage.canonical(target)
+        if key in sources:
+            refused.append(_refused(entry.source, f"its output {target} would overwrite the input "
+                                                  f"{sources[key]}; choose another -o or a --suffix"))
+        elif key in claimed:
+            refused.append(_refused(entry.source, f"its output {target} is already the output of "
+                                                  f"{claimed[key]}; give them different names or folders"))
+        else:
+            claimed[key] = entry.source
+            targets[entry.source] = target
+    return targets, refused
+
+
+def _refused(source: str, reason: str) -> VideoResult:
+    return VideoResult(source, None, "failed", error=f"{source}: refused: {reason}")
 
 
 def write_report(results: list[VideoResult], outdir: str) -> None:

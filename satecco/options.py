@@ -147,7 +147,13 @@ class UpscaleOptions(BaseModel):
 
     inputs: list[str] = option(..., "video files, frame folders, folders of videos, globs, manifests or URIs",
                                positional=True, metavar="INPUT")
-    output: str = option(..., "folder for OUTDIR/<stem>.<ext>", flags=("-o", "--output"), metavar="OUTDIR")
+    output: str = option(..., "folder for the outputs: OUTDIR/<name><suffix>.<ext>, <name> being an input's "
+                              "stem, or its path under a folder given as input", flags=("-o", "--output"),
+                         metavar="OUTDIR")
+    recursive: bool = option(False, "folders given as inputs: their subfolders' videos too, mirrored under OUTDIR")
+    suffix: str = option("", "added to each output's name (e.g. _x4), so that OUTDIR may be an input folder",
+                         pattern=r"^[^/\\]*$")
+    overwrite: bool = option(False, "replace outputs that exist (default: skip them)")
     engine: Literal["ray", "local"] = option(
         "ray", "ray: Ray Data pipeline, local or on a cluster; local: in this process")
     address: str | None = option(None, "Ray cluster to join (auto, ray://host:10001, host:6379); "
@@ -161,6 +167,8 @@ class UpscaleOptions(BaseModel):
     preset: Literal[tuple(PRESETS)] = option("tiny", "model preset (tiny: the embedded default)")
     base_model: str | None = option(None, "local diffusers folder with unet/ and vae/", metavar="DIR")
     weights: str | None = option(None, "SATeCo modules (.safetensors)", metavar="FILE")
+    random_weights: bool = option(False, "run networks that have no trained weights on random ones "
+                                         "(benchmarks only; otherwise such a run is refused)")
     steps: PositiveInt | None = option(None, "sampling steps (default: the preset's)")
     start_step: NonNegativeInt | None = option(None, "timestep up to which Z is noised (default: the preset's)")
     sampler: Literal["ddim", "dpmpp", "euler"] | None = option(None, "sampler (default: the preset's)")

@@ -133,14 +133,26 @@ class ModelSpec:
     dtype: str = "auto"
     tile: int | None = None
     tile_overlap: int = 16
+    method: str = "satecco"
+    random_weights: bool = False  # a benchmark: networks without trained weights keep random ones
 
     def with_embedded_default(self) -> ModelSpec:
-        """The tiny preset with neither ``base_model`` nor ``weights`` means the trained embedded default."""
+        """The tiny preset takes each file it is not given from the embedded default (its trained base
+        model folder, its trained SATeCo modules)."""
         weights = EMBEDDED_TINY / "satecco.safetensors"
-        if self.preset == "tiny" and self.base_model is None and self.weights is None and weights.is_file():
-            return replace(self, base_model=str(EMBEDDED_TINY), weights=str(weights))
-        return self
-    method: str = "satecco"
+        if self.preset != "tiny" or not weights.is_file():
+            return self
+        return replace(self, base_model=self.base_model or str(EMBEDDED_TINY), weights=self.weights or str(weights))
+
+    def check_weights(self) -> None:
+        """:class:`ValueError` unless every network has trained weights (given, or the embedded default's)
+        or ``random_weights`` says this is a benchmark. The bicubic baseline has no network."""
+        spec = self.with_embedded_default()
+        missing = [flag for flag, value in (("--base-model DIR", spec.base_model), ("--weights FILE", spec.weights))
+                   if value is None]
+        if missing and not self.random_weights and self.method != "bicubic":
+            raise ValueError(f"preset {self.preset!r} ships no weights: give {' and '.join(missing)}, or "
+                             "--random-weights to run on random weights (benchmarks only)")
 
     def __post_init__(self):
         if self.method not in METHODS:

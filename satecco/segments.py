@@ -16,6 +16,7 @@ Nothing here imports torch: the driver and the join tasks use this module too.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -161,9 +162,12 @@ def part_name(index: int, codec: str) -> str:
     return f"part-{index:06d}{output_suffix(codec)}"
 
 
-def parts_folder(outdir: str, target: str) -> str:
-    """Where the part files of ``target`` wait for the join: a hidden folder beside the outputs."""
-    return storage.join(storage.join(outdir, PARTS_FOLDER), target.rstrip("/").rsplit("/", 1)[-1])
+def parts_folder(outdir: str, source: str, target: str) -> str:
+    """Where the part files of ``source``'s output ``target`` wait for the join: a hidden folder under
+    OUTDIR, named after the output and keyed by the input (two inputs of one stem never share parts)."""
+    key = hashlib.sha1(storage.canonical(source).encode()).hexdigest()[:10]
+    name = target.rstrip("/").rsplit("/", 1)[-1]
+    return storage.join(storage.join(outdir, PARTS_FOLDER), f"{name}-{key}")
 
 
 def seam_path(part: str, side: str) -> str:
@@ -203,6 +207,7 @@ class JoinPlan:
     has_audio: bool
     codec: str
     crf: int
+    overwrite: bool = False
 
 
 def join_parts(plan: JoinPlan, tmp: Path) -> None:
@@ -223,6 +228,8 @@ def join_parts(plan: JoinPlan, tmp: Path) -> None:
             pieces.append(tmp / f"seam-{index:06d}{output_suffix(plan.codec)}")
             write_frames(pieces[-1], frames, plan.frame_rate, plan.codec, plan.crf)
     audio = storage.local_copy(plan.source) if plan.has_audio else None
-    with storage.atomic_output(plan.target) as output:
+    with storage.atomic_output(plan.target, replace_folder=plan.overwrite) as output:
         concat_segments(pieces, output, plan.frame_rate, plan.codec, audio_from=audio)
-    storage.remove(plan.parts[0].rsplit("/", 1)[0])
+    folder = plan.parts[0].rsplit("/", 1)[0]
+    storage.remove(folder)
+    storage.remove_if_empty(folder.rsplit("/", 1)[0])  # no empty .satecco-parts/ is left behind

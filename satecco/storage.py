@@ -29,6 +29,11 @@ def _filesystem(uri: str):
     return pyarrow.fs.FileSystem.from_uri(uri)
 
 
+def canonical(path) -> str:
+    """What two spellings of one path share: a local path made absolute, a URI as it is."""
+    return str(path).rstrip("/") if is_remote(path) else str(Path(path).resolve())
+
+
 def join(base, name: str) -> str:
     """``base/name`` for a local folder or a URI."""
     return f"{str(base).rstrip('/')}/{name}" if is_remote(base) else str(Path(base) / name)
@@ -43,14 +48,15 @@ def exists(path) -> bool:
     return fs.get_file_info(inner).type != pyarrow.fs.FileType.NotFound
 
 
-def list_files(uri: str) -> list[str] | None:
-    """The files directly inside a remote folder, sorted; ``None`` when ``uri`` is not a folder."""
+def list_files(uri: str, recursive: bool = False) -> list[str] | None:
+    """The files inside a remote folder (``recursive``: in its subfolders too), sorted; ``None`` when
+    ``uri`` is not a folder."""
     import pyarrow.fs
 
     fs, inner = _filesystem(uri)
     if fs.get_file_info(inner).type != pyarrow.fs.FileType.Directory:
         return None
-    infos = fs.get_file_info(pyarrow.fs.FileSelector(inner))
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(inner, recursive=recursive))
     scheme = uri.split("://", 1)[0]
     return sorted(f"{scheme}://{i.path}" for i in infos if i.type == pyarrow.fs.FileType.File)
 
@@ -131,6 +137,15 @@ def upload(local: Path, uri: str) -> None:
         target = f"{inner}/{file.name}" if local.is_dir() else inner
         with open(file, "rb") as source, fs.open_output_stream(target) as out:
             shutil.copyfileobj(source, out, length=1 << 22)
+
+
+def remove_if_empty(path) -> None:
+    """Delete a local folder if nothing is in it (a remote "folder" is only a prefix: nothing to do)."""
+    if not is_remote(path):
+        try:
+            Path(path).rmdir()
+        except OSError:
+            pass  # not empty, or already gone
 
 
 def remove(path) -> None:

@@ -179,7 +179,7 @@ def test_manifests_list_inputs_and_bad_manifests_are_named(tmp_path, capsys):
     (tmp_path / "list.csv").write_text("path,notes\nclips/b.mp4,second\nclips/a.mp4,first\n")
     pa.parquet.write_table(pa.table({"path": [str(clips / "a.mp4"), str(clips / "missing.mp4")]}),
                            tmp_path / "list.parquet")
-    assert expand_inputs([str(tmp_path / "list.csv"), str(tmp_path / "list.parquet")]) == [
+    assert [i.source for i in expand_inputs([str(tmp_path / "list.csv"), str(tmp_path / "list.parquet")])] == [
         str(clips / "b.mp4"), str(clips / "a.mp4"), str(clips / "missing.mp4")]
     code = main(["upscale", "--engine", "local", str(tmp_path / "list.csv"), "-o", str(tmp_path / "out"),
                  "--steps", "1", "--no-progress"])
@@ -198,3 +198,21 @@ def test_ray_engine_refuses_missing_model_files_before_starting_ray(tmp_path, ca
     err = capsys.readouterr().err
     assert "none.st: no such weights file" in err and "not a diffusers model folder" in err
     assert "ray" not in _sys.modules or not __import__("ray").is_initialized()
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_nothing_runs_on_random_weights_by_accident(engine, tmp_path, capsys):
+    """A preset that ships no weights refuses to run without --base-model and --weights, before any
+    model or cluster work, unless --random-weights says it is a benchmark."""
+    from satecco.presets import ModelSpec
+
+    clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=6, height=16, width=16)
+    assert main(["upscale", "--engine", engine, str(clip), "-o", str(tmp_path / "o"), "--preset", "sd21"]) == 2
+    err = capsys.readouterr().err
+    assert "preset 'sd21' ships no weights: give --base-model DIR and --weights FILE, or --random-weights" in err
+    assert not (tmp_path / "o").exists()
+    assert "ray" not in sys.modules or not __import__("ray").is_initialized() or engine == "local"
+    ModelSpec(preset="sd21", random_weights=True).check_weights()
+    ModelSpec(preset="sd21", method="bicubic").check_weights()  # no network, no weights needed
+    with pytest.raises(ValueError, match="give --weights FILE, or --random-weights"):
+        ModelSpec(preset="sd21", base_model=str(tmp_path)).check_weights()

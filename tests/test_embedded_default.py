@@ -29,8 +29,8 @@ def held_out():
 def test_the_tiny_preset_defaults_to_the_shipped_weights():
     spec = ModelSpec().with_embedded_default()
     assert spec.base_model == str(EMBEDDED_TINY) and spec.weights.endswith("satecco.safetensors")
-    explicit = ModelSpec(weights="mine.safetensors").with_embedded_default()
-    assert explicit.base_model is None and explicit.weights == "mine.safetensors"
+    explicit = ModelSpec(weights="mine.safetensors").with_embedded_default()  # what is not given: the default's
+    assert explicit.base_model == str(EMBEDDED_TINY) and explicit.weights == "mine.safetensors"
     total = sum(p.stat().st_size for p in EMBEDDED_TINY.rglob("*") if p.is_file())
     assert total <= 20 * 2**20
 

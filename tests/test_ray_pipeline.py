@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,20 +66,36 @@ def assert_same_video(path, expected: np.ndarray) -> None:
 
 
 def test_ray_engine_equals_local_engine_and_bad_inputs_fail_alone(clips, reference, tmp_path):
+    """Besides equality: a bad file fails alone, and inputs whose output would be an input (here one that
+    lies in OUTDIR) or is claimed by an earlier input (another `a`) are refused before any work."""
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
-    results = upscale_on_ray([clips[0], str(bad), clips[1]], tmp_path / "out", SPEC, SETTINGS, SPLIT, progress=False)
-    assert [r.status for r in results] == ["ok", "failed", "ok"]
+    (tmp_path / "out").mkdir()
+    inside = tmp_path / "out" / "c.mkv"
+    inside.write_bytes(b"an input that lies where its output would go")
+    other_a = tmp_path / "elsewhere" / "a.mp4"
+    other_a.parent.mkdir()
+    other_a.write_bytes(Path(clips[1]).read_bytes())
+    inputs = [clips[0], str(bad), clips[1], str(inside), str(other_a)]
+    results = upscale_on_ray(inputs, tmp_path / "out", SPEC, SETTINGS, SPLIT, progress=False)
+    assert [r.status for r in results] == ["ok", "failed", "ok", "failed", "failed"]
     assert str(bad) in results[1].error and "not a video" in results[1].error
+    assert results[3].error == f"{inside}: refused: its output {inside} would overwrite the input {inside}; " \
+                               "choose another -o or a --suffix"
+    assert results[4].error.startswith(f"{other_a}: refused: its output {tmp_path / 'out' / 'a.mkv'} is already "
+                                       f"the output of {clips[0]}")
+    assert inside.read_bytes() == b"an input that lies where its output would go"
+    results = results[:3]
     for result in (results[0], results[2]):
         assert_same_video(result.output, reference[result.input])
         assert probe(result.output).frame_rate == NTSC
     assert audio_packets(results[0].output) == audio_packets(clips[0])
     report = [json.loads(line) for line in (tmp_path / "out" / REPORT).read_text().splitlines()]
     assert [(r["input"], r["status"], r["frames"]) for r in report] == [
-        (clips[0], "ok", 14), (str(bad), "failed", 0), (clips[1], "ok", 5)]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".satecco-parts", "a.mkv", "b.mkv", REPORT]
-    assert not any((tmp_path / "out" / ".satecco-parts").iterdir())  # parts are removed once joined
+        (clips[0], "ok", 14), (str(bad), "failed", 0), (clips[1], "ok", 5), (str(inside), "failed", 0),
+        (str(other_a), "failed", 0)]
+    # parts are removed once joined, and so is their folder once empty
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mkv", "b.mkv", "c.mkv", REPORT]
 
     again = upscale_on_ray(clips, tmp_path / "out", SPEC, SETTINGS, SPLIT, progress=False)
     assert [r.status for r in again] == ["skipped", "skipped"]
@@ -91,9 +108,8 @@ def test_a_killed_stage_actor_is_restarted_and_the_output_is_unchanged(clips, re
 
     def kill_stage_actor():
         deadline = time.time() + 240
-        parts = tmp_path / "out" / ".satecco-parts" / "a.mkv"
         while time.time() < deadline and not killed:
-            if parts.is_dir() and any(parts.iterdir()):  # mid-run: some segments are written
+            if list((tmp_path / "out").glob(".satecco-parts/a.mkv-*/part-*")):  # mid-run: some segments are written
                 for process in ray_workers("StageActor")[:1]:
                     os.kill(process.pid, signal.SIGKILL)
                     killed.append(process.pid)
@@ -149,13 +165,12 @@ def test_killed_driver_resumes_without_redoing_finished_parts(clips, reference, 
                "--steps", "1", "--seed", "11", "--pipeline-config", str(config), "--no-progress"]
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    parts = out / ".satecco-parts" / "a.mkv"
     deadline = time.time() + 240
-    while time.time() < deadline and not (parts.is_dir() and list(parts.glob("part-*.mkv"))):
+    while time.time() < deadline and not list(out.glob(".satecco-parts/a.mkv-*/part-*.mkv")):
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    finished = sorted(p.name for p in parts.glob("part-*.mkv"))
+    finished = sorted(p.name for p in out.glob(".satecco-parts/a.mkv-*/part-*.mkv"))
     assert 1 <= len(finished) < 3, finished  # a has 3 segments of one window each
     assert not (out / "a.mkv").exists()
 

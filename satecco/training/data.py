@@ -64,7 +64,7 @@ def find_clips(path: str | Path) -> list[Clip]:
         return [Clip(str(root / "sequences" / n), _frame_count(root / "sequences" / n)) for n in names]
     from satecco.inputs import expand_inputs
 
-    return [Clip(source, _frame_count(Path(source))) for source in expand_inputs([str(path)])]
+    return [Clip(entry.source, _frame_count(Path(entry.source))) for entry in expand_inputs([str(path)])]
 
 
 def window_starts(clips: list[Clip], frames: int, stride: int = 1) -> list[dict]:
