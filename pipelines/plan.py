@@ -24,6 +24,7 @@ class VideoPlan:
     frames: int
     pending: int
     reused: int
+    discarded: int
     started: float
 
     @property
@@ -34,8 +35,9 @@ class VideoPlan:
         """The input's result once its parts are joined (``error`` ``None``) or have failed."""
         seconds = time.perf_counter() - self.started
         if error:
-            return VideoResult(self.source, None, "failed", 0, seconds, error)
-        return VideoResult(self.source, self.join.target, "ok", self.frames, seconds, reused_parts=self.reused)
+            return VideoResult(self.source, None, "failed", 0, seconds, error, discarded_parts=self.discarded)
+        return VideoResult(self.source, self.join.target, "ok", self.frames, seconds, reused_parts=self.reused,
+                           discarded_parts=self.discarded)
 
 
 def probe_source(source: str) -> tuple[str, bool, int] | str:
@@ -67,9 +69,11 @@ def probe_inputs(sources: list[str], decode_cpus: float, address: str | None) ->
 
 
 def plan_videos(inputs: list[Input | str], outdir: str, settings: VideoSettings, config: PipelineConfig,
-                address: str | None = None) -> tuple[list[VideoResult], dict[str, VideoPlan], list[dict]]:
+                fingerprint: str, address: str | None = None
+                ) -> tuple[list[VideoResult], dict[str, VideoPlan], list[dict]]:
     """Assign and check outputs, probe inputs, skip finished videos (unless ``settings.overwrite``) and
-    finished parts; returns (final results so far, plans, segment rows).
+    reuse finished parts of the same ``fingerprint`` (:mod:`satecco.fingerprint`; parts made with other
+    settings are discarded); returns (final results so far, plans, segment rows).
 
     Segments are cut with ``config.windows_per_segment``; remote inputs are probed by tasks of
     ``config.decode_cpus``."""
@@ -85,22 +89,24 @@ def plan_videos(inputs: list[Input | str], outdir: str, settings: VideoSettings,
         if isinstance(probed, str):
             results.append(VideoResult(source, None, "failed", 0, 0.0, probed))
             continue
-        plan, todo_rows = _plan_video(source, todo[source], probed, outdir, settings, config.windows_per_segment)
+        folder = parts_folder(outdir, source, todo[source], fingerprint)
+        plan, todo_rows = _plan_video(source, todo[source], probed, folder, settings, config.windows_per_segment)
         plans[source] = plan
         rows.extend(todo_rows)
     return results, plans, rows
 
 
-def _plan_video(source: str, target: str, probed: tuple[str, bool, int], outdir: str, settings: VideoSettings,
+def _plan_video(source: str, target: str, probed: tuple[str, bool, int], folder: str, settings: VideoSettings,
                 windows_per_segment: int) -> tuple[VideoPlan, list[dict]]:
-    """One probed input's plan and the rows of its segments that no earlier run finished."""
+    """One probed input's plan (parts in ``folder``) and the rows of its segments that no earlier run
+    finished with the same settings."""
     frame_rate, has_audio, frames = probed
-    folder = parts_folder(outdir, source, target)
     segments = plan_segments(frames, settings.window, settings.window_overlap, windows_per_segment)
     parts = tuple(storage.join(folder, part_name(s.index, settings.codec)) for s in segments)
     join = JoinPlan(source, target, parts, tuple(s.read_stop - s.emit_stop for s in segments[:-1]),
                     Fraction(frame_rate), has_audio, settings.codec, settings.crf, settings.overwrite)
-    plan = VideoPlan(join, frames, pending=0, reused=0, started=time.perf_counter())
+    plan = VideoPlan(join, frames, pending=0, reused=0, discarded=_discard_other_settings(folder),
+                     started=time.perf_counter())
     rows = []
     for segment, part in zip(segments, parts, strict=True):
         if storage.exists(part):
@@ -112,3 +118,15 @@ def _plan_video(source: str, target: str, probed: tuple[str, bool, int], outdir:
                      "part": str(part), "frame_rate": frame_rate, "codec": settings.codec, "crf": settings.crf,
                      "error": ""})
     return plan, rows
+
+
+def _discard_other_settings(folder: str) -> int:
+    """Remove the parts an earlier run left for this input with another fingerprint (the folders beside
+    ``folder``); returns how many parts they held."""
+    discarded = 0
+    for other in storage.children(folder.rsplit("/", 1)[0]):
+        if other.rstrip("/").rsplit("/", 1)[-1] != folder.rsplit("/", 1)[-1]:
+            names = [entry.rstrip("/").rsplit("/", 1)[-1] for entry in storage.children(other)]
+            discarded += sum(name.startswith("part-") and not name.endswith(".npz") for name in names)
+            storage.remove(other)
+    return discarded

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from satecco import storage
 from satecco.cluster import init_ray
+from satecco.fingerprint import fingerprint
 from satecco.inputs import Input, VideoResult, VideoSettings, write_report
 from satecco.pipelines.config import PipelineConfig, default_pipeline_config
 from satecco.pipelines.plan import VideoPlan, plan_videos
@@ -131,9 +132,13 @@ def upscale_on_ray(inputs: list[Input | str], outdir: str | Path, spec: ModelSpe
     except OSError as error:
         return [VideoResult(s, None, "failed", 0, 0.0, f"{s}: cannot create {outdir}: {error}") for s in sources]
     # Segments are cut with PipelineConfig's windows_per_segment, which the default configs keep.
-    results, plans, rows = plan_videos(inputs, outdir, settings, config or PipelineConfig(), address)
+    results, plans, rows = plan_videos(inputs, outdir, settings, config or PipelineConfig(),
+                                       fingerprint(spec, settings), address)
     for refused in (r for r in results if r.status == "failed"):  # before any model work
         print(f"satecco: error: {refused.error}", file=sys.stderr)
+    for plan in (p for p in plans.values() if p.discarded):
+        print(f"satecco: {plan.source}: {plan.discarded} parts of an earlier run with other settings discarded",
+              file=sys.stderr)
     for plan in [p for p in plans.values() if p.pending == 0]:  # every part done by an earlier run
         results.append(plan.result(join_video(plan.join)))
         del plans[plan.source]

@@ -63,6 +63,7 @@ class VideoResult:
     seconds: float = 0.0
     error: str | None = None
     reused_parts: int = 0  # Ray engine: part files left by an interrupted run and not recomputed
+    discarded_parts: int = 0  # Ray engine: part files of an earlier run made with other settings
 
 
 def read_manifest(path: Path) -> list[str]:

@@ -162,12 +162,14 @@ def part_name(index: int, codec: str) -> str:
     return f"part-{index:06d}{output_suffix(codec)}"
 
 
-def parts_folder(outdir: str, source: str, target: str) -> str:
-    """Where the part files of ``source``'s output ``target`` wait for the join: a hidden folder under
-    OUTDIR, named after the output and keyed by the input (two inputs of one stem never share parts)."""
+def parts_folder(outdir: str, source: str, target: str, fingerprint: str) -> str:
+    """Where the part files of ``source``'s output ``target`` wait for the join:
+    ``OUTDIR/.satecco-parts/<output name>-<input key>/<fingerprint>/``. Keyed by the input, two inputs of
+    one stem never share parts; keyed by the fingerprint (:mod:`satecco.fingerprint`), a rerun with other
+    settings never reuses a part made with these."""
     key = hashlib.sha1(storage.canonical(source).encode()).hexdigest()[:10]
     name = target.rstrip("/").rsplit("/", 1)[-1]
-    return storage.join(storage.join(outdir, PARTS_FOLDER), f"{name}-{key}")
+    return storage.join(storage.join(storage.join(outdir, PARTS_FOLDER), f"{name}-{key}"), fingerprint)
 
 
 def seam_path(part: str, side: str) -> str:
@@ -232,4 +234,5 @@ def join_parts(plan: JoinPlan, tmp: Path) -> None:
         concat_segments(pieces, output, plan.frame_rate, plan.codec, audio_from=audio)
     folder = plan.parts[0].rsplit("/", 1)[0]
     storage.remove(folder)
-    storage.remove_if_empty(folder.rsplit("/", 1)[0])  # no empty .satecco-parts/ is left behind
+    for parent in (folder.rsplit("/", 1)[0], folder.rsplit("/", 2)[0]):  # no empty .satecco-parts/ left
+        storage.remove_if_empty(parent)

@@ -61,6 +61,20 @@ def list_files(uri: str, recursive: bool = False) -> list[str] | None:
     return sorted(f"{scheme}://{i.path}" for i in infos if i.type == pyarrow.fs.FileType.File)
 
 
+def children(path) -> list[str]:
+    """The entries (files and folders) directly inside a local or remote folder, sorted; ``[]`` when it
+    is no folder."""
+    if not is_remote(path):
+        return sorted(str(p) for p in Path(path).iterdir()) if Path(path).is_dir() else []
+    import pyarrow.fs
+
+    fs, inner = _filesystem(str(path))
+    if fs.get_file_info(inner).type != pyarrow.fs.FileType.Directory:
+        return []
+    scheme = str(path).split("://", 1)[0]
+    return sorted(f"{scheme}://{i.path}" for i in fs.get_file_info(pyarrow.fs.FileSelector(inner)))
+
+
 def fetch(uri: str, cache: str | Path | None = None) -> Path:
     """A local copy of a remote file, downloaded once per machine (keyed by URI, size and mtime)."""
     import pyarrow.fs

@@ -4,6 +4,8 @@ engine shares `assign_outputs`, and tests/test_ray_pipeline.py checks its refusa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from media import plain_pyav_mp4
 
@@ -99,11 +101,58 @@ def test_ray_plan_keys_parts_by_input_and_replans_existing_outputs_with_overwrit
     out = tmp_path / "out"
     (out / "a").mkdir(parents=True)
     (out / "a" / "x.mkv").write_bytes(b"done before")
-    results, plans, rows = plan_videos(inputs, str(out), FFV1, PipelineConfig())
+    results, plans, rows = plan_videos(inputs, str(out), FFV1, PipelineConfig(), fingerprint="f")
     assert [r.status for r in results] == ["skipped"] and list(plans) == [str(b)]
     results, plans, rows = plan_videos(inputs, str(out), VideoSettings(codec="ffv1", overwrite=True),
-                                       PipelineConfig())
+                                       PipelineConfig(), fingerprint="f")
     assert not results and list(plans) == [str(a), str(b)]
-    folders = {row["part"].rsplit("/", 2)[-2] for row in rows}
+    folders = {row["part"].rsplit("/", 3)[-3] for row in rows}
     assert len(folders) == 2 and all(folder.startswith("x.mkv-") for folder in folders)
     assert np.all([plans[str(a)].join.overwrite, plans[str(b)].join.overwrite])
+
+
+def test_the_fingerprint_holds_what_changes_pixels_and_nothing_else(tmp_path):
+    import shutil
+    from dataclasses import replace
+
+    from satecco.fingerprint import fingerprint
+    from satecco.presets import EMBEDDED_TINY, ModelSpec
+
+    spec, settings = ModelSpec(steps=2), VideoSettings(codec="ffv1", seed=1)
+    base = fingerprint(spec, settings)
+    assert fingerprint(ModelSpec(steps=2), VideoSettings(codec="ffv1", seed=1)) == base
+    assert fingerprint(spec, replace(settings, suffix="_x4", overwrite=True)) == base  # where, not what
+    changed = [replace(spec, steps=3), replace(spec, sampler="euler"), replace(spec, start_step=500),
+               replace(spec, tile=32), replace(spec, dtype="bfloat16"), replace(spec, method="framewise")]
+    assert len({base, *(fingerprint(s, settings) for s in changed)}) == 1 + len(changed)
+    others = [replace(settings, seed=2), replace(settings, window=5), replace(settings, window_overlap=1),
+              replace(settings, codec="h264"), replace(settings, crf=20)]
+    assert len({base, *(fingerprint(spec, s) for s in others)}) == 1 + len(others)
+    weights = tmp_path / "w.safetensors"
+    shutil.copyfile(EMBEDDED_TINY / "satecco.safetensors", weights)
+    same_bytes = fingerprint(replace(spec, weights=str(weights)), settings)
+    assert same_bytes == base  # the embedded default's weights, by content, wherever they lie
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert fingerprint(replace(spec, weights=str(weights)), settings) != base
+
+
+def test_parts_made_with_other_settings_are_discarded_not_reused(tmp_path):
+    from satecco.segments import parts_folder
+
+    clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=14, height=16, width=16)  # 3 windows, 3 segments
+    out = str(tmp_path / "out")
+    target = f"{out}/clip.mkv"
+    old = Path(parts_folder(out, str(clip), target, "old-settings"))
+    old.mkdir(parents=True)
+    for name in ("part-000000.mkv", "part-000000.tail.npz", "part-000001.mkv"):
+        (old / name).write_bytes(b"made with the old settings")
+    config = PipelineConfig(windows_per_segment=1)
+    results, plans, rows = plan_videos([str(clip)], out, FFV1, config, fingerprint="old-settings")
+    assert plans[str(clip)].reused == 2 and plans[str(clip)].discarded == 0 and len(rows) == 1
+    results, plans, rows = plan_videos([str(clip)], out, FFV1, config, fingerprint="new-settings")
+    plan = plans[str(clip)]
+    assert (plan.reused, plan.discarded, len(rows)) == (0, 2, 3) and not old.exists()
+    assert all("/new-settings/part-" in row["part"] for row in rows)
+    assert plan.result(None).discarded_parts == 2

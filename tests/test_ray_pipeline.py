@@ -109,7 +109,7 @@ def test_a_killed_stage_actor_is_restarted_and_the_output_is_unchanged(clips, re
     def kill_stage_actor():
         deadline = time.time() + 240
         while time.time() < deadline and not killed:
-            if list((tmp_path / "out").glob(".satecco-parts/a.mkv-*/part-*")):  # mid-run: some segments are written
+            if list((tmp_path / "out").glob(".satecco-parts/a.mkv-*/*/part-*")):  # mid-run: some segments are written
                 for process in ray_workers("StageActor")[:1]:
                     os.kill(process.pid, signal.SIGKILL)
                     killed.append(process.pid)
@@ -166,11 +166,11 @@ def test_killed_driver_resumes_without_redoing_finished_parts(clips, reference, 
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while time.time() < deadline and not list(out.glob(".satecco-parts/a.mkv-*/part-*.mkv")):
+    while time.time() < deadline and not list(out.glob(".satecco-parts/a.mkv-*/*/part-*.mkv")):
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    finished = sorted(p.name for p in out.glob(".satecco-parts/a.mkv-*/part-*.mkv"))
+    finished = sorted(p.name for p in out.glob(".satecco-parts/a.mkv-*/*/part-*.mkv"))
     assert 1 <= len(finished) < 3, finished  # a has 3 segments of one window each
     assert not (out / "a.mkv").exists()
 

@@ -21,7 +21,7 @@ def test_stages_on_plain_rows(tmp_path):
     bad = tmp_path / "gone.mp4"
     settings = VideoSettings(codec="ffv1", seed=1)
     results, plans, rows = plan_videos([str(clip), str(bad)], tmp_path / "out", settings,
-                                       PipelineConfig(windows_per_segment=1))
+                                       PipelineConfig(windows_per_segment=1), fingerprint="f")
     assert [r.status for r in results] == ["failed"] and "no such file" in results[0].error
     assert [r["segment"] for r in rows] == [0, 1] and plans[str(clip)].pending == 2
 
