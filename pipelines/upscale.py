@@ -18,10 +18,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from satecco import storage
 from satecco.cluster import init_ray
 from satecco.fingerprint import fingerprint
-from satecco.inputs import Input, VideoResult, VideoSettings, write_report
+from satecco.inputs import Input, RunReport, VideoResult, VideoSettings, outdir_failures
 from satecco.pipelines.config import PipelineConfig, default_pipeline_config
 from satecco.pipelines.plan import VideoPlan, plan_videos
 from satecco.pipelines.stages import StageActor, decode_segment, join_video, write_segment
@@ -59,11 +58,11 @@ def upscale_dataset(rows: list[dict], spec: ModelSpec, settings: VideoSettings, 
 class RunProgress:
     """The driver's view of a run: the rows streaming back, the joins in flight, the results so far."""
 
-    def __init__(self, plans: dict[str, VideoPlan], results: list[VideoResult], inputs: int, total_frames: int,
-                 join_task, progress: bool):
+    def __init__(self, plans: dict[str, VideoPlan], results: list[VideoResult], report: RunReport, inputs: int,
+                 total_frames: int, join_task, progress: bool):
         from tqdm import tqdm
 
-        self.plans, self.results, self.inputs, self.join_task = plans, results, inputs, join_task
+        self.plans, self.results, self.report, self.inputs, self.join_task = plans, results, report, inputs, join_task
         self.joining: dict = {}  # ObjectRef -> VideoPlan
         self.failed: dict[str, str] = {}
         self.busy: dict[str, float] = defaultdict(float)
@@ -72,6 +71,7 @@ class RunProgress:
 
     def finish(self, plan: VideoPlan, error: str | None) -> None:
         self.results.append(plan.result(error))
+        self.report.add(self.results[-1])
         if error:
             self.bar.write(f"satecco: error: {error}", file=sys.stderr)
 
@@ -127,32 +127,38 @@ def upscale_on_ray(inputs: list[Input | str], outdir: str | Path, spec: ModelSpe
     """
     outdir, started = str(outdir), time.perf_counter()
     sources = list(dict.fromkeys(Input.of(entry).source for entry in inputs))
-    try:
-        storage.make_folder(outdir)
-    except OSError as error:
-        return [VideoResult(s, None, "failed", 0, 0.0, f"{s}: cannot create {outdir}: {error}") for s in sources]
+    unwritable = outdir_failures(sources, outdir)
+    for result in unwritable:
+        print(f"satecco: error: {result.error}", file=sys.stderr)
+    if unwritable:
+        return unwritable
     # Segments are cut with PipelineConfig's windows_per_segment, which the default configs keep.
     results, plans, rows = plan_videos(inputs, outdir, settings, config or PipelineConfig(),
                                        fingerprint(spec, settings), address)
-    for refused in (r for r in results if r.status == "failed"):  # before any model work
-        print(f"satecco: error: {refused.error}", file=sys.stderr)
+    report = RunReport(outdir)
+    for result in results:  # refused, skipped and unreadable inputs: known before any model work
+        report.add(result)
+        if result.status == "failed":
+            print(f"satecco: error: {result.error}", file=sys.stderr)
     for plan in (p for p in plans.values() if p.discarded):
         print(f"satecco: {plan.source}: {plan.discarded} parts of an earlier run with other settings discarded",
               file=sys.stderr)
     for plan in [p for p in plans.values() if p.pending == 0]:  # every part done by an earlier run
         results.append(plan.result(join_video(plan.join)))
+        report.add(results[-1])
         del plans[plan.source]
     busy = {}
     if rows:
-        busy = _run_pipeline(rows, plans, results, len(sources), spec, settings, config, address, progress)
+        busy = _run_pipeline(rows, plans, results, report, len(sources), spec, settings, config, address, progress)
     order = {source: i for i, source in enumerate(sources)}
     results.sort(key=lambda r: order.get(r.input, len(order)))
-    write_report(results, outdir)
+    report.close(results)
     _print_throughput(results, busy, time.perf_counter() - started, progress)
     return results
 
 
-def _run_pipeline(rows: list[dict], plans: dict[str, VideoPlan], results: list[VideoResult], inputs: int,
+def _run_pipeline(rows: list[dict], plans: dict[str, VideoPlan], results: list[VideoResult], report: RunReport,
+                  inputs: int,
                   spec: ModelSpec, settings: VideoSettings, config: PipelineConfig | None, address: str | None,
                   progress: bool) -> dict[str, float]:
     """Stream ``rows`` through the graph, joining each video as its last part lands; returns busy time."""
@@ -164,7 +170,7 @@ def _run_pipeline(rows: list[dict], plans: dict[str, VideoPlan], results: list[V
     join_task = ray.remote(num_cpus=config.write_cpus)(join_video)
     # Each row finishes its own frames; a video's shared frames are finished by its join.
     total = sum(r["emit_stop"] - r["emit_start"] for r in rows) + sum(sum(p.join.seams) for p in plans.values())
-    run = RunProgress(plans, results, inputs, total, join_task, progress)
+    run = RunProgress(plans, results, report, inputs, total, join_task, progress)
     with run.bar:
         try:
             for row in upscale_dataset(rows, spec, settings, config).iter_rows():

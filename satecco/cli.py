@@ -56,19 +56,25 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     spec, settings = _model_spec(options), _video_settings(options)
     inputs = expand_inputs(options.inputs, recursive=options.recursive)
     progress = not options.no_progress
+    _check_model_files(spec)
     if options.engine == "ray":
         from satecco.pipelines.config import load_pipeline_config
         from satecco.pipelines.upscale import upscale_on_ray
 
-        _check_model_files(spec)
         results = upscale_on_ray(inputs, options.output, spec, settings,
                                  load_pipeline_config(options.pipeline_config), address=options.address,
                                  progress=progress)
     else:
         from satecco.build import build_pipeline
         from satecco.engine_local import upscale_locally
+        from satecco.inputs import Input, outdir_failures
 
-        results = upscale_locally(inputs, options.output, build_pipeline(spec), settings, progress=progress)
+        # An OUTDIR that cannot be written fails every input before the model is built.
+        results = outdir_failures([Input.of(entry).source for entry in inputs], options.output)
+        for result in results:
+            print(f"satecco: error: {result.error}", file=sys.stderr)
+        if not results:
+            results = upscale_locally(inputs, options.output, build_pipeline(spec), settings, progress=progress)
     for result in results:
         if result.status == "ok":
             print(f"{result.output}  ({result.frames} frames, {result.seconds:.1f} s)")

@@ -18,7 +18,7 @@ import numpy as np
 
 from satecco import storage
 from satecco.errors import SateccoError, VideoError, input_error
-from satecco.inputs import Input, VideoResult, VideoSettings, assign_outputs
+from satecco.inputs import Input, RunReport, VideoResult, VideoSettings, assign_outputs, outdir_failures
 from satecco.video.read import probe, read_frames
 from satecco.video.write import VideoWriter
 from satecco.windows import TemporalBlender, iter_windows, quantize
@@ -82,24 +82,35 @@ def known_frames(inputs: list[str]) -> int | None:
 
 def upscale_locally(inputs: list[Input | str], outdir: str | Path, pipeline: SATeCoPipeline,
                     settings: VideoSettings, progress: bool = True) -> list[VideoResult]:
-    """Upscale every input into ``outdir`` in this process; returns one result per input, in order.
+    """Upscale every input into ``outdir`` in this process; returns one result per input, in order, and
+    writes the run report (:class:`~satecco.inputs.RunReport`).
 
     Outputs are assigned and checked first (:func:`~satecco.inputs.assign_outputs`); an output that
     exists is skipped unless ``settings.overwrite``.
     """
     from tqdm import tqdm
 
+    order = {source: i for i, source in enumerate(dict.fromkeys(Input.of(entry).source for entry in inputs))}
+    unwritable = outdir_failures(list(order), outdir)
+    if unwritable:
+        for result in unwritable:
+            print(f"satecco: error: {result.error}", file=sys.stderr)
+        return unwritable
     targets, results = assign_outputs(inputs, outdir, settings)
+    report = RunReport(outdir)
     bar = tqdm(total=known_frames(list(targets)) if progress else None, unit="frame", disable=not progress,
                dynamic_ncols=True)
-    for message in (r.error for r in results):
-        bar.write(f"satecco: error: {message}", file=sys.stderr)
+    for result in results:
+        report.add(result)
+        bar.write(f"satecco: error: {result.error}", file=sys.stderr)
     with bar:
         for index, (source, target) in enumerate(targets.items(), 1):
             bar.set_description(f"[{index}/{len(targets)}] {Path(source).name}")
             results.append(_upscale_one(pipeline, source, target, settings, bar))
-    order = {Input.of(entry).source: i for i, entry in enumerate(inputs)}
-    return sorted(results, key=lambda r: order[r.input])
+            report.add(results[-1])
+    results.sort(key=lambda r: order[r.input])
+    report.close(results)
+    return results
 
 
 def _upscale_one(pipeline: SATeCoPipeline, source: str, target: str, settings: VideoSettings, bar) -> VideoResult:

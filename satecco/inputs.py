@@ -155,7 +155,37 @@ def _refused(source: str, reason: str) -> VideoResult:
     return VideoResult(source, None, "failed", error=f"{source}: refused: {reason}")
 
 
-def write_report(results: list[VideoResult], outdir: str) -> None:
-    """``OUTDIR/satecco-report.jsonl``: one line per input, written whole (atomically, or uploaded)."""
-    with storage.atomic_output(storage.join(outdir, REPORT)) as path:
-        path.write_text("".join(json.dumps(asdict(r)) + "\n" for r in results))
+def outdir_failures(sources: list[str], outdir: str | Path) -> list[VideoResult]:
+    """Every input failed with the reason when OUTDIR cannot be created or written; else ``[]``.
+    Checked before any model work."""
+    try:
+        storage.make_folder(outdir)
+    except OSError as error:
+        return [VideoResult(s, None, "failed", error=f"{s}: cannot create or write {outdir}: {error}")
+                for s in sources]
+    return []
+
+
+class RunReport:
+    """``OUTDIR/satecco-report.jsonl``: one JSON line per input.
+
+    A local OUTDIR gets each input's line as soon as the input ends (refused and skipped ones first),
+    so a long run can be followed and a killed one leaves its record; :meth:`close` rewrites the file
+    whole, in the inputs' order. Object stores cannot append: a remote OUTDIR gets the report at the end.
+    """
+
+    def __init__(self, outdir: str | Path):
+        self.path = storage.join(outdir, REPORT)
+        self.live = not storage.is_remote(self.path)
+        if self.live:  # a fresh report: no line of an earlier run stays
+            with storage.atomic_output(self.path) as partial:
+                partial.write_text("")
+
+    def add(self, result: VideoResult) -> None:
+        if self.live:
+            with open(self.path, "a") as report:
+                report.write(json.dumps(asdict(result)) + "\n")
+
+    def close(self, results: list[VideoResult]) -> None:
+        with storage.atomic_output(self.path) as partial:
+            partial.write_text("".join(json.dumps(asdict(r)) + "\n" for r in results))

@@ -99,9 +99,12 @@ def local_copy(path, cache: str | Path | None = None) -> str:
 
 
 def make_folder(path) -> None:
-    """Create a local folder and its parents (a remote one needs none: objects make their prefixes)."""
+    """Create a local folder and its parents, and check that it can be written (:class:`OSError` if
+    not); a remote one needs none: objects make their prefixes."""
     if not is_remote(path):
         Path(path).mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(f"{path}: not writable")
 
 
 @contextmanager

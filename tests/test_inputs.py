@@ -19,19 +19,20 @@ FFV1 = VideoSettings(codec="ffv1")
 
 
 def test_folders_mirror_their_videos_and_recursive_walks_subfolders(tmp_path):
-    for relative in ("x.mp4", "a/x.mp4", "a/b/y.mkv", "a/notes.txt"):
+    for relative in ("x.mp4", "z.mxf", "a/x.mp4", "a/b/y.mkv", "a/notes.txt"):
         (tmp_path / "root" / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "root" / relative).write_bytes(b"")
     (tmp_path / "frames").mkdir()
     root = str(tmp_path / "root")
-    assert [(i.source, i.name) for i in expand_inputs([root])] == [(f"{root}/x.mp4", "x")]
+    assert [(i.source, i.name) for i in expand_inputs([root])] == [(f"{root}/x.mp4", "x"), (f"{root}/z.mxf", "z")]
     assert [(i.source, i.name) for i in expand_inputs([root], recursive=True)] == [
-        (f"{root}/a/b/y.mkv", "a/b/y"), (f"{root}/a/x.mp4", "a/x"), (f"{root}/x.mp4", "x")]
+        (f"{root}/a/b/y.mkv", "a/b/y"), (f"{root}/a/x.mp4", "a/x"), (f"{root}/x.mp4", "x"), (f"{root}/z.mxf", "z")]
     assert [i.name for i in expand_inputs([str(tmp_path / "frames"), f"{root}/a/x.mp4"])] == ["frames", "x"]
     targets, refused = assign_outputs(expand_inputs([root], recursive=True), tmp_path / "out",
                                       VideoSettings(codec="ffv1", suffix="_x4"))
     assert not refused and list(targets.values()) == [
-        str(tmp_path / "out" / "a/b/y_x4.mkv"), str(tmp_path / "out" / "a/x_x4.mkv"), str(tmp_path / "out/x_x4.mkv")]
+        str(tmp_path / "out" / "a/b/y_x4.mkv"), str(tmp_path / "out" / "a/x_x4.mkv"), str(tmp_path / "out/x_x4.mkv"),
+        str(tmp_path / "out/z_x4.mkv")]
 
 
 def test_outputs_that_are_inputs_or_claimed_twice_are_refused_naming_both(tmp_path):
@@ -156,3 +157,31 @@ def test_parts_made_with_other_settings_are_discarded_not_reused(tmp_path):
     assert (plan.reused, plan.discarded, len(rows)) == (0, 2, 3) and not old.exists()
     assert all("/new-settings/part-" in row["part"] for row in rows)
     assert plan.result(None).discarded_parts == 2
+
+
+def test_the_run_report_gets_each_line_as_its_input_ends(tmp_path):
+    """Local engine: when the second input starts, the first one's line is already in the report; at the
+    end the report holds every input (the refused one too) in the inputs' order."""
+    import json
+
+    from satecco.baselines import BicubicUpscaler
+    from satecco.engine_local import upscale_locally
+    from satecco.inputs import REPORT
+
+    class Watching(BicubicUpscaler):
+        def upscale_window(self, frames, first_frame, seed):
+            report = tmp_path / "out" / REPORT
+            seen.append(len(report.read_text().splitlines()))
+            return super().upscale_window(frames, first_frame, seed)
+
+    seen: list[int] = []
+    a = plain_pyav_mp4(tmp_path / "a.mp4", n=4, height=16, width=16)
+    b = plain_pyav_mp4(tmp_path / "b.mp4", n=4, height=16, width=16)
+    (tmp_path / "out").mkdir()
+    inside = tmp_path / "out" / "c.mkv"
+    inside.write_bytes(b"")
+    results = upscale_locally([str(a), str(inside), str(b)], tmp_path / "out", Watching(), FFV1, progress=False)
+    assert [r.status for r in results] == ["ok", "failed", "ok"]
+    assert seen == [1, 2]  # a's window saw the refused line; b's saw a's line too
+    lines = [json.loads(line) for line in (tmp_path / "out" / REPORT).read_text().splitlines()]
+    assert [(r["input"], r["status"]) for r in lines] == [(str(a), "ok"), (str(inside), "failed"), (str(b), "ok")]

@@ -14,7 +14,7 @@ from satecco.errors import VideoError
 # Video file suffixes taken as inputs when a folder of inputs is given.
 EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts", ".flv",
-     ".wmv", ".ogv", ".3gp", ".y4m"}
+     ".wmv", ".ogv", ".3gp", ".y4m", ".mxf", ".dv", ".vob", ".m2v"}
 )
 FOLDER_FRAME_RATE = Fraction(30)
 # codec -> (file suffix, container format, pixel format stored)
