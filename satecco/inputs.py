@@ -105,7 +105,8 @@ def expand_inputs(items: Iterable[str], recursive: bool = False) -> list[Input]:
         elif path.is_file() and path.suffix.lower() in MANIFESTS:
             named = expand_inputs(read_manifest(path))
         elif not path.exists() and glob.has_magic(item):
-            named = [Input.of(p) for p in sorted(glob.glob(item))]
+            # A pattern that matches nothing stays an input, so that it is reported, not silently dropped.
+            named = [Input.of(p) for p in sorted(glob.glob(item))] or [Input.of(item)]
         else:
             named = [Input.of(str(path))]
         for entry in named:

@@ -185,3 +185,10 @@ def test_the_run_report_gets_each_line_as_its_input_ends(tmp_path):
     assert seen == [1, 2]  # a's window saw the refused line; b's saw a's line too
     lines = [json.loads(line) for line in (tmp_path / "out" / REPORT).read_text().splitlines()]
     assert [(r["input"], r["status"]) for r in lines] == [(str(a), "ok"), (str(inside), "failed"), (str(b), "ok")]
+
+
+def test_a_glob_that_matches_nothing_is_reported_not_dropped(tmp_path, capsys):
+    pattern = str(tmp_path / "clips" / "*.mp4")
+    assert [i.source for i in expand_inputs([pattern])] == [pattern]
+    assert main(["upscale", "--engine", "local", pattern, "-o", str(tmp_path / "out"), "--no-progress"]) == 1
+    assert f"satecco: error: {pattern}: no such file" in capsys.readouterr().err
