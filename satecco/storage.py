@@ -4,6 +4,10 @@ Video decoding and encoding need seekable local files, so a remote input is fetc
 local cache (per machine) and a remote output is written locally and then uploaded whole: an object
 store shows an object only once its upload is complete, so nothing partial appears at a final URI.
 Credentials and endpoints come from the usual environment (``AWS_*``, ``AWS_ENDPOINT_URL``, …).
+
+Remote calls that fail with a transient error are tried again with exponential backoff
+(:data:`REMOTE_TRIES` in all) before the one input fails; the cache keeps at most
+``SATECCO_CACHE_BYTES`` (default 50 GiB) and evicts the least recently used files first.
 """
 
 from __future__ import annotations
@@ -13,14 +17,40 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
+
+#: Tries of a remote call in all, the first wait between tries (seconds, doubled after each try).
+REMOTE_TRIES, FIRST_WAIT = 4, 0.5
+DEFAULT_CACHE_BYTES = 50 * 2**30
 
 
 def is_remote(path) -> bool:
     """True for a filesystem URI other than ``file://``."""
     return "://" in str(path) and not str(path).startswith("file://")
+
+
+def remote_retried(function: Callable) -> Callable:
+    """Try ``function`` again, with exponential backoff, when it fails with an :class:`OSError` (how pyarrow
+    reports network and server errors) on a remote path among its first two arguments. A missing file
+    is no transient error and fails at once; local paths are never retried."""
+    @wraps(function)
+    def wrapper(*args, **kwargs):
+        if not any(is_remote(arg) for arg in args[:2]):
+            return function(*args, **kwargs)
+        for attempt in range(1, REMOTE_TRIES + 1):
+            try:
+                return function(*args, **kwargs)
+            except FileNotFoundError:
+                raise
+            except OSError:
+                if attempt == REMOTE_TRIES:
+                    raise
+                time.sleep(FIRST_WAIT * 2 ** (attempt - 1))
+    return wrapper
 
 
 def _filesystem(uri: str):
@@ -39,6 +69,7 @@ def join(base, name: str) -> str:
     return f"{str(base).rstrip('/')}/{name}" if is_remote(base) else str(Path(base) / name)
 
 
+@remote_retried
 def exists(path) -> bool:
     if not is_remote(path):
         return Path(path).exists()
@@ -48,6 +79,7 @@ def exists(path) -> bool:
     return fs.get_file_info(inner).type != pyarrow.fs.FileType.NotFound
 
 
+@remote_retried
 def list_files(uri: str, recursive: bool = False) -> list[str] | None:
     """The files inside a remote folder (``recursive``: in its subfolders too), sorted; ``None`` when
     ``uri`` is not a folder."""
@@ -61,6 +93,7 @@ def list_files(uri: str, recursive: bool = False) -> list[str] | None:
     return sorted(f"{scheme}://{i.path}" for i in infos if i.type == pyarrow.fs.FileType.File)
 
 
+@remote_retried
 def children(path) -> list[str]:
     """The entries (files and folders) directly inside a local or remote folder, sorted; ``[]`` when it
     is no folder."""
@@ -75,6 +108,7 @@ def children(path) -> list[str]:
     return sorted(f"{scheme}://{i.path}" for i in fs.get_file_info(pyarrow.fs.FileSelector(inner)))
 
 
+@remote_retried
 def fetch(uri: str, cache: str | Path | None = None) -> Path:
     """A local copy of a remote file, downloaded once per machine (keyed by URI, size and mtime)."""
     import pyarrow.fs
@@ -84,13 +118,34 @@ def fetch(uri: str, cache: str | Path | None = None) -> Path:
     if info.type != pyarrow.fs.FileType.File:
         raise FileNotFoundError(f"{uri}: no such file")
     key = hashlib.sha1(f"{uri}|{info.size}|{info.mtime_ns}".encode()).hexdigest()[:16]
-    folder = Path(cache or Path(tempfile.gettempdir()) / "satecco-cache") / key
-    local = folder / Path(inner).name
+    root = Path(cache or Path(tempfile.gettempdir()) / "satecco-cache")
+    local = root / key / Path(inner).name
     if local.is_file() and local.stat().st_size == info.size:
+        os.utime(local)  # recently used: the last to be evicted
         return local
+    _make_room(root, info.size)
     with atomic_output(local) as partial, open(partial, "wb") as out, fs.open_input_stream(inner) as source:
         shutil.copyfileobj(source, out, length=1 << 22)
     return local
+
+
+def _make_room(root: Path, incoming: int) -> None:
+    """Evict the least recently used cached files until ``incoming`` more bytes fit under the cap."""
+    cap = int(os.environ.get("SATECCO_CACHE_BYTES", DEFAULT_CACHE_BYTES))
+    cached = []
+    for file in root.glob("*/*"):
+        if file.name.startswith("."):
+            continue  # a download in progress (atomic_output's partial)
+        try:
+            cached.append((file.stat().st_mtime, file.stat().st_size, file))
+        except OSError:
+            continue  # evicted by another process meanwhile
+    total = sum(size for _, size, _ in cached)
+    for _, size, file in sorted(cached):
+        if total + incoming <= cap:
+            break
+        remove_local(file.parent)  # a reader that has it open keeps reading: POSIX unlinks lazily
+        total -= size
 
 
 def local_copy(path, cache: str | Path | None = None) -> str:
@@ -146,6 +201,7 @@ def remove_local(path: Path) -> None:
         path.unlink()
 
 
+@remote_retried
 def upload(local: Path, uri: str) -> None:
     """Copy a local file, or a folder of files (PNG frames), to ``uri``."""
     fs, inner = _filesystem(uri)
@@ -165,6 +221,7 @@ def remove_if_empty(path) -> None:
             pass  # not empty, or already gone
 
 
+@remote_retried
 def remove(path) -> None:
     """Delete a local or remote file or folder (missing is fine)."""
     if not is_remote(path):

@@ -75,3 +75,46 @@ def test_ray_engine_reads_and_writes_s3(s3, tmp_path, ray_local):
     assert frames.shape == expected.shape and np.abs(frames.astype(int) - expected).max() <= 1
     assert storage.exists(f"s3://videos/ray/{REPORT}")
     assert not storage.list_files("s3://videos/ray/.satecco-parts", recursive=True)  # parts cleaned after the join
+
+
+def test_remote_calls_are_tried_again_until_the_server_answers(s3, tmp_path, monkeypatch):
+    """The endpoint is down when the fetch starts and comes up a second later: the fetch waits it out
+    (backoff), instead of failing the input."""
+    import threading
+    import time
+
+    from media import free_port
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    late = ThreadedMotoServer(ip_address="127.0.0.1", port=port)  # moto keeps its buckets per process
+    starter = threading.Timer(1.0, late.start)
+    started = time.perf_counter()
+    starter.start()
+    try:
+        local = storage.fetch("s3://videos/in/a.mp4", cache=tmp_path / "cache")
+    finally:
+        starter.join()
+        late.stop()
+    assert time.perf_counter() - started >= 1.0
+    assert local.read_bytes() == s3["a.mp4"].read_bytes()
+
+
+def test_the_cache_stays_under_its_cap_evicting_the_least_recently_used(s3, tmp_path, monkeypatch):
+    import time
+
+    storage.upload(s3["a.mp4"], "s3://videos/in/c.mp4")
+    a_size, b_size = (s3[name].stat().st_size for name in ("a.mp4", "b.mp4"))
+    cap = 2 * a_size + b_size // 2  # a and its copy c fit; a, b and c do not
+    monkeypatch.setenv("SATECCO_CACHE_BYTES", str(cap))
+    cache = tmp_path / "cache"
+    a = storage.fetch("s3://videos/in/a.mp4", cache=cache)
+    time.sleep(0.05)
+    b = storage.fetch("s3://videos/in/b.mp4", cache=cache)
+    time.sleep(0.05)
+    assert storage.fetch("s3://videos/in/a.mp4", cache=cache) == a  # a cache hit: a is now the newest
+    time.sleep(0.05)
+    c = storage.fetch("s3://videos/in/c.mp4", cache=cache)
+    assert a.is_file() and c.is_file() and not b.exists()  # b, least recently used, made room
+    assert sum(p.stat().st_size for p in cache.glob("*/*")) <= cap
