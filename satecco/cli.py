@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="YAML file of option values (e.g. configs/sd21.yaml); the command line wins")
     add_options(upscale, UpscaleOptions)
     upscale.set_defaults(func=cmd_upscale)
+    probe = commands.add_parser("probe", help="what upscale would do with each input, before any model work",
+                                description="Take upscale's inputs and options; print, per input, its streams, "
+                                            "size in and out, frames, frame rate, colour tags, what the output "
+                                            "keeps or loses, and the output path or why it is refused.")
+    add_options(probe, UpscaleOptions)
+    probe.set_defaults(func=cmd_probe)
     evaluate = commands.add_parser("evaluate", help="metrics and a visual report of predictions against ground "
                                    "truth", description=(
         "Compare predicted clips with ground truth: video files or PNG frame folders, one clip or folders of "
@@ -83,6 +89,25 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     failed = [r for r in results if r.status == "failed"]
     if failed:
         print(f"satecco: {len(failed)} of {len(results)} inputs failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from satecco.describe import describe_input
+    from satecco.inputs import assign_outputs, expand_inputs
+
+    options = validate(UpscaleOptions, given_options(args))
+    inputs = expand_inputs(options.inputs, recursive=options.recursive)
+    targets, refused = assign_outputs(inputs, options.output, _video_settings(options))
+    refusals = {result.input: result.error for result in refused}
+    failed = bool(refused)
+    for entry in inputs:
+        if entry.source in refusals:
+            print(f"{entry.source}\n  {refusals[entry.source]}")
+        elif entry.source in targets:
+            lines = describe_input(entry.source, targets[entry.source])
+            failed |= any(line.startswith("  error:") for line in lines)
+            print("\n".join(lines))
     return 1 if failed else 0
 
 

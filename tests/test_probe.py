@@ -1,0 +1,51 @@
+"""`satecco probe`: what upscale would keep, lose or refuse, per input, from real files."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+from media import plain_pyav_mp4
+
+from satecco.cli import main
+
+
+def ten_bit_with_two_audio_tracks(path):
+    """FFV1 yuv420p10le, 4 frames, two PCM tracks (eng, fra)."""
+    with av.open(str(path), "w", format="matroska") as out:
+        video = out.add_stream("ffv1", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 16, "yuv420p10le"
+        tracks = [out.add_stream("pcm_s16le", rate=8000) for _ in range(2)]
+        for track, language in zip(tracks, ("eng", "fra"), strict=True):
+            track.metadata["language"] = language
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 32, 3), 40 * i, np.uint8), format="rgb24")
+            frame = frame.reformat(format="yuv420p10le")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        for track in tracks:
+            sound = av.AudioFrame.from_ndarray(np.zeros((1, 1280), np.int16), format="s16", layout="mono")
+            sound.sample_rate, sound.pts = 8000, 0
+            out.mux(track.encode(sound))
+            out.mux(track.encode(None))
+        out.mux(video.encode(None))
+    return path
+
+
+def test_probe_tells_what_each_input_keeps_loses_or_is_refused(tmp_path, capsys):
+    deep = ten_bit_with_two_audio_tracks(tmp_path / "deep.mkv")
+    plain = plain_pyav_mp4(tmp_path / "plain.mp4", n=6, height=16, width=16, audio=True)
+    out = tmp_path / "out"
+    assert main(["probe", str(deep), str(plain), "-o", str(out), "--codec", "ffv1"]) == 0
+    text = capsys.readouterr().out
+    assert f"  output: {out / 'deep.mkv'}" in text and f"  output: {out / 'plain.mkv'}" in text
+    assert "ffv1 yuv420p10le (10-bit) 32x16 -> 128x64, 4 frames at 25 fps" in text
+    assert "  loses: 10-bit samples are written as 8-bit" in text
+    assert "audio #1: pcm_s16le (eng) - copied" in text
+    assert "audio #2: pcm_s16le (fra) - dropped (only the first audio stream is copied)" in text
+    assert "h264 yuv420p (8-bit) 16x16 -> 64x64, 6 frames at 30000/1001 fps" in text
+    assert text.count("loses:") == 1  # the plain clip loses nothing
+    assert not out.exists()  # probing writes nothing
+    assert main(["probe", str(plain), str(tmp_path / "gone.mp4"), "-o", str(tmp_path), "--codec", "ffv1"]) == 1
+    assert f"  error: {tmp_path / 'gone.mp4'}: no such file" in capsys.readouterr().out
+    assert main(["probe", str(plain), "-o", str(tmp_path)]) == 1
+    assert f"  {plain}: refused: its output {plain} would overwrite the input" in capsys.readouterr().out
