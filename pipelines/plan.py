@@ -49,7 +49,7 @@ def probe_source(source: str) -> tuple[str, bool, int] | str:
     try:
         local = storage.local_copy(source)
         info = probe(local)
-        return str(info.frame_rate), info.has_audio, count_frames(local)
+        return str(info.frame_rate), info.has_audio, count_frames(local, info)
     except (SateccoError, OSError) as error:
         return input_error(source, error, local=local)
 

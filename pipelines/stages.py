@@ -16,14 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from satecco import storage
-from satecco.errors import SateccoError, VideoError, input_error
+from satecco.errors import SateccoError, input_error
 from satecco.presets import ModelSpec
 from satecco.segments import JoinPlan, join_parts, save_share, seam_path, write_frames
 from satecco.video.read import read_frames
 
 
-def _failed(row: dict, error: Exception) -> dict:
-    return {**row, "error": input_error(row["video"], error)}
+def _failed(row: dict, error: Exception, local: str | None = None) -> dict:
+    """``row`` failed with ``error`` (about the input, or ``local``, its fetched copy)."""
+    return {**row, "error": input_error(row["video"], error, local=local)}
 
 
 def decode_segment(row: dict) -> dict:
@@ -33,17 +34,15 @@ def decode_segment(row: dict) -> dict:
     started = time.perf_counter()
     starts = np.asarray(row["windows"], dtype=np.int64)
     first, length = int(starts[0]), int(row["length"])
+    source = None
     try:
         source = storage.local_copy(row["video"])
-        try:
-            frames = np.stack(list(read_frames(source, first, int(starts[-1]) + length)))
-        except VideoError as error:
-            raise VideoError(row["video"], error.cause) from error
+        frames = np.stack(list(read_frames(source, first, int(starts[-1]) + length)))
         if len(frames) < int(starts[-1]) - first + length:
             raise SateccoError(f"{row['video']}: ended after {first + len(frames)} frames, expected "
                                f"{int(starts[-1]) + length}")
     except Exception as error:  # noqa: BLE001 - reported per video, never stops the run
-        return _failed(row, error)
+        return _failed(row, error, local=source)
     windows = np.stack([frames[s - first:s - first + length] for s in starts])
     return {**row, "lr": windows, "busy_decode": time.perf_counter() - started}
 

@@ -135,18 +135,17 @@ def upscale_on_ray(inputs: list[Input | str], outdir: str | Path, spec: ModelSpe
     # Segments are cut with PipelineConfig's windows_per_segment, which the default configs keep.
     results, plans, rows = plan_videos(inputs, outdir, settings, config or PipelineConfig(),
                                        fingerprint(spec, settings), address)
-    report = RunReport(outdir)
-    for result in results:  # refused, skipped and unreadable inputs: known before any model work
-        report.add(result)
-        if result.status == "failed":
-            print(f"satecco: error: {result.error}", file=sys.stderr)
     for plan in (p for p in plans.values() if p.discarded):
         print(f"satecco: {plan.source}: {plan.discarded} parts of an earlier run with other settings discarded",
               file=sys.stderr)
     for plan in [p for p in plans.values() if p.pending == 0]:  # every part done by an earlier run
         results.append(plan.result(join_video(plan.join)))
-        report.add(results[-1])
         del plans[plan.source]
+    report = RunReport(outdir)
+    for result in results:  # refused, skipped, unreadable and already finished: before any model work
+        report.add(result)
+        if result.status == "failed":
+            print(f"satecco: error: {result.error}", file=sys.stderr)
     busy = {}
     if rows:
         busy = _run_pipeline(rows, plans, results, report, len(sources), spec, settings, config, address, progress)

@@ -26,16 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     upscale = commands.add_parser("upscale", help="upscale videos x4", description=(
         "Upscale video files, frame folders, folders of videos or globs x4."))
-    upscale.add_argument("--config", metavar="FILE",
-                         help="YAML file of option values (e.g. configs/sd21.yaml); the command line wins")
-    add_options(upscale, UpscaleOptions)
-    upscale.set_defaults(func=cmd_upscale)
     probe = commands.add_parser("probe", help="what upscale would do with each input, before any model work",
                                 description="Take upscale's inputs and options; print, per input, its streams, "
                                             "size in and out, frames, frame rate, colour tags, what the output "
                                             "keeps or loses, and the output path or why it is refused.")
-    add_options(probe, UpscaleOptions)
-    probe.set_defaults(func=cmd_probe)
+    for command, function in ((upscale, cmd_upscale), (probe, cmd_probe)):
+        command.add_argument("--config", metavar="FILE",
+                             help="YAML file of option values (e.g. configs/sd21.yaml); the command line wins")
+        add_options(command, UpscaleOptions)
+        command.set_defaults(func=function)
     evaluate = commands.add_parser("evaluate", help="metrics and a visual report of predictions against ground "
                                    "truth", description=(
         "Compare predicted clips with ground truth: video files or PNG frame folders, one clip or folders of "
@@ -71,16 +70,13 @@ def cmd_upscale(args: argparse.Namespace) -> int:
                                  load_pipeline_config(options.pipeline_config), address=options.address,
                                  progress=progress)
     else:
+        from functools import partial
+
         from satecco.build import build_pipeline
         from satecco.engine_local import upscale_locally
-        from satecco.inputs import Input, outdir_failures
 
-        # An OUTDIR that cannot be written fails every input before the model is built.
-        results = outdir_failures([Input.of(entry).source for entry in inputs], options.output)
-        for result in results:
-            print(f"satecco: error: {result.error}", file=sys.stderr)
-        if not results:
-            results = upscale_locally(inputs, options.output, build_pipeline(spec), settings, progress=progress)
+        # Built only once OUTDIR is known to be writable: a bad OUTDIR costs no model build.
+        results = upscale_locally(inputs, options.output, partial(build_pipeline, spec), settings, progress=progress)
     for result in results:
         if result.status == "ok":
             print(f"{result.output}  ({result.frames} frames, {result.seconds:.1f} s)")
@@ -95,9 +91,11 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 def cmd_probe(args: argparse.Namespace) -> int:
     from satecco.describe import describe_input
     from satecco.inputs import assign_outputs, expand_inputs
+    from satecco.presets import get_preset
 
-    options = validate(UpscaleOptions, given_options(args))
+    options = validate(UpscaleOptions, given_options(args), args.config, not_in_file=("inputs",))
     inputs = expand_inputs(options.inputs, recursive=options.recursive)
+    scale = get_preset(options.preset).scale
     targets, refused = assign_outputs(inputs, options.output, _video_settings(options))
     refusals = {result.input: result.error for result in refused}
     failed = bool(refused)
@@ -105,7 +103,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         if entry.source in refusals:
             print(f"{entry.source}\n  {refusals[entry.source]}")
         elif entry.source in targets:
-            lines = describe_input(entry.source, targets[entry.source])
+            lines = describe_input(entry.source, targets[entry.source], scale)
             failed |= any(line.startswith("  error:") for line in lines)
             print("\n".join(lines))
     return 1 if failed else 0

@@ -18,7 +18,6 @@ from satecco.errors import SateccoError, input_error
 from satecco.video.formats import open_input, video_stream
 from satecco.video.read import count_frames, probe
 
-SCALE = 4
 #: FFmpeg's AVFieldOrder values.
 FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "top first", 3: "bottom first", 4: "top coded first, bottom shown first",
                 5: "bottom coded first, top shown first"}
@@ -26,22 +25,22 @@ FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "top first", 3: "bottom first
 HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
 
 
-def describe_input(source: str, target: str | None) -> list[str]:
-    """Lines describing ``source`` and what upscaling it to ``target`` keeps or loses."""
+def describe_input(source: str, target: str | None, scale: int) -> list[str]:
+    """Lines describing ``source`` and what upscaling it ``scale`` times to ``target`` keeps or loses."""
     try:
         local = storage.local_copy(source)
         info = probe(local)
-        frames = count_frames(local)
+        frames = count_frames(local, info)
     except (SateccoError, OSError) as error:
         return [f"{source}", f"  error: {input_error(source, error)}"]
     lines = [source, f"  output: {target}"]
     if Path(local).is_dir():
-        lines.append(f"  video: png frames {info.width}x{info.height} -> {info.width * SCALE}x{info.height * SCALE}, "
+        lines.append(f"  video: png frames {info.width}x{info.height} -> {info.width * scale}x{info.height * scale}, "
                      f"{frames} frames at {info.frame_rate} fps (a frame folder's rate)")
         return lines
     with open_input(Path(local)) as container:
         stream = video_stream(container, Path(local))
-        lines += _video_lines(stream, info.width, info.height, frames, info.frame_rate)
+        lines += _video_lines(stream, (info.width, info.height), scale, frames, info.frame_rate)
         first_audio = next((s.index for s in container.streams.audio), None)
         for other in container.streams:
             if other.index == stream.index:
@@ -52,13 +51,14 @@ def describe_input(source: str, target: str | None) -> list[str]:
     return lines
 
 
-def _video_lines(stream, width: int, height: int, frames: int, frame_rate: Fraction) -> list[str]:
+def _video_lines(stream, size: tuple[int, int], scale: int, frames: int, frame_rate: Fraction) -> list[str]:
+    width, height = size
     codec = stream.codec_context
     pix_fmt = codec.pix_fmt or "unknown"
     bits = max((c.bits for c in av.VideoFormat(pix_fmt).components), default=8) if codec.pix_fmt else 8
     sar = stream.sample_aspect_ratio
     average, guessed = stream.average_rate, stream.guessed_rate
-    lines = [f"  video: {codec.name} {pix_fmt} ({bits}-bit) {width}x{height} -> {width * SCALE}x{height * SCALE}, "
+    lines = [f"  video: {codec.name} {pix_fmt} ({bits}-bit) {width}x{height} -> {width * scale}x{height * scale}, "
              f"{frames} frames at {frame_rate} fps, time base {stream.time_base}, "
              f"SAR {sar or '1:1'}, colour primaries/transfer/matrix/range {codec.color_primaries}/"
              f"{codec.color_trc}/{codec.colorspace}/{codec.color_range} (FFmpeg's codes), field order "

@@ -80,13 +80,15 @@ def known_frames(inputs: list[str]) -> int | None:
     return total
 
 
-def upscale_locally(inputs: list[Input | str], outdir: str | Path, pipeline: SATeCoPipeline,
-                    settings: VideoSettings, progress: bool = True) -> list[VideoResult]:
+def upscale_locally(inputs: list[Input | str], outdir: str | Path,
+                    pipeline: SATeCoPipeline | Callable[[], SATeCoPipeline], settings: VideoSettings,
+                    progress: bool = True) -> list[VideoResult]:
     """Upscale every input into ``outdir`` in this process; returns one result per input, in order, and
     writes the run report (:class:`~satecco.inputs.RunReport`).
 
-    Outputs are assigned and checked first (:func:`~satecco.inputs.assign_outputs`); an output that
-    exists is skipped unless ``settings.overwrite``.
+    OUTDIR and the outputs are checked first (:func:`~satecco.inputs.assign_outputs`); an output that
+    exists is skipped unless ``settings.overwrite``. ``pipeline`` may be a function that builds it: it
+    is then built only once OUTDIR is known to be writable.
     """
     from tqdm import tqdm
 
@@ -96,6 +98,7 @@ def upscale_locally(inputs: list[Input | str], outdir: str | Path, pipeline: SAT
         for result in unwritable:
             print(f"satecco: error: {result.error}", file=sys.stderr)
         return unwritable
+    pipeline = pipeline() if callable(pipeline) else pipeline
     targets, results = assign_outputs(inputs, outdir, settings)
     report = RunReport(outdir)
     bar = tqdm(total=known_frames(list(targets)) if progress else None, unit="frame", disable=not progress,

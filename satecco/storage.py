@@ -79,18 +79,26 @@ def exists(path) -> bool:
     return fs.get_file_info(inner).type != pyarrow.fs.FileType.NotFound
 
 
+def _listing(uri: str, recursive: bool = False) -> list | None:
+    """pyarrow's ``FileInfo`` of everything inside a remote folder; ``None`` when ``uri`` is no folder."""
+    import pyarrow.fs
+
+    fs, inner = _filesystem(uri)
+    if fs.get_file_info(inner).type != pyarrow.fs.FileType.Directory:
+        return None
+    return fs.get_file_info(pyarrow.fs.FileSelector(inner, recursive=recursive))
+
+
 @remote_retried
 def list_files(uri: str, recursive: bool = False) -> list[str] | None:
     """The files inside a remote folder (``recursive``: in its subfolders too), sorted; ``None`` when
     ``uri`` is not a folder."""
     import pyarrow.fs
 
-    fs, inner = _filesystem(uri)
-    if fs.get_file_info(inner).type != pyarrow.fs.FileType.Directory:
-        return None
-    infos = fs.get_file_info(pyarrow.fs.FileSelector(inner, recursive=recursive))
+    infos = _listing(uri, recursive)
     scheme = uri.split("://", 1)[0]
-    return sorted(f"{scheme}://{i.path}" for i in infos if i.type == pyarrow.fs.FileType.File)
+    return None if infos is None else sorted(f"{scheme}://{i.path}" for i in infos
+                                             if i.type == pyarrow.fs.FileType.File)
 
 
 @remote_retried
@@ -99,13 +107,8 @@ def children(path) -> list[str]:
     is no folder."""
     if not is_remote(path):
         return sorted(str(p) for p in Path(path).iterdir()) if Path(path).is_dir() else []
-    import pyarrow.fs
-
-    fs, inner = _filesystem(str(path))
-    if fs.get_file_info(inner).type != pyarrow.fs.FileType.Directory:
-        return []
     scheme = str(path).split("://", 1)[0]
-    return sorted(f"{scheme}://{i.path}" for i in fs.get_file_info(pyarrow.fs.FileSelector(inner)))
+    return sorted(f"{scheme}://{i.path}" for i in _listing(str(path)) or [])
 
 
 @remote_retried

@@ -49,3 +49,7 @@ def test_probe_tells_what_each_input_keeps_loses_or_is_refused(tmp_path, capsys)
     assert f"  error: {tmp_path / 'gone.mp4'}: no such file" in capsys.readouterr().out
     assert main(["probe", str(plain), "-o", str(tmp_path)]) == 1
     assert f"  {plain}: refused: its output {plain} would overwrite the input" in capsys.readouterr().out
+    config = tmp_path / "run.yaml"
+    config.write_text("codec: ffv1\nsuffix: _x4\n")  # probe reads the options upscale would
+    assert main(["probe", str(plain), "-o", str(tmp_path), "--config", str(config)]) == 0
+    assert f"  output: {tmp_path / 'plain_x4.mkv'}" in capsys.readouterr().out

@@ -17,9 +17,6 @@ from satecco.options import option, validate
 DEGRADATIONS = ("bi", "bd")
 #: stage name -> paper §3.5 (``base`` is the tiny preset's own base VAE and UNet, "stage 0")
 TRAINING_STAGES = ("base", "upscaler", "unet", "vae", "refiner")
-#: The settings ``satecco train`` also takes on its command line.
-COMMAND_LINE = ("data", "val", "workers", "gpu", "max_steps", "output", "weights", "base_model", "run_name",
-                "storage_path", "tracking_uri")
 
 
 @dataclass(frozen=True)
@@ -93,6 +90,10 @@ class TrainConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+#: The settings ``satecco train`` also takes on its command line: those with a help text.
+COMMAND_LINE = tuple(name for name, field in TrainConfig.__pydantic_fields__.items() if field.description)
 
 
 def load_train_config(path: str | None, stage: str, **overrides) -> TrainConfig:

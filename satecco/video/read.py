@@ -71,16 +71,17 @@ def probe(path) -> VideoInfo:
         )
 
 
-def count_frames(path) -> int:
+def count_frames(path, info: VideoInfo | None = None) -> int:
     """The number of frames of a video file or PNG frame folder, without decoding the pictures (but the
     first, which :func:`probe` decodes to check the file).
 
     The count the container states (mp4 and mov count their samples; see :attr:`VideoInfo.num_frames`)
     where it states one, else the number of video packets, demuxed but not decoded (one per frame for
     the codecs this package writes), and the number of ``.png`` files for a folder. Raises
-    :class:`VideoError` where :func:`probe` does, and on a demux error.
+    :class:`VideoError` where :func:`probe` does, and on a demux error. ``info``: :func:`probe`'s answer
+    for ``path`` when the caller has it already (the first frame is then not decoded again).
     """
-    info = probe(path)
+    info = info or probe(path)
     if info.num_frames is not None:
         return info.num_frames
     path = Path(path)

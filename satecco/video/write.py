@@ -148,6 +148,7 @@ class VideoWriter:
         else:
             self.abort()
 
+
 class _Aborted(Exception):
     """Raised in the atomic output's block by :meth:`VideoWriter.abort`: it deletes the partial output."""
 
