@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 
 from satecco import storage
 from satecco.cluster import init_ray
 from satecco.errors import SateccoError, input_error
 from satecco.inputs import Input, VideoResult, VideoSettings, assign_outputs
 from satecco.pipelines.config import PipelineConfig
+from satecco.preflight import Prepared, prepare
 from satecco.segments import JoinPlan, part_name, parts_folder, plan_segments
-from satecco.video.read import count_frames, probe
 
 
 @dataclass
@@ -26,6 +25,7 @@ class VideoPlan:
     reused: int
     discarded: int
     started: float
+    notes: tuple[str, ...] = ()  # the preflight's: streams transcoded or dropped, deinterlacing, ...
 
     @property
     def source(self) -> str:
@@ -37,34 +37,34 @@ class VideoPlan:
         if error:
             return VideoResult(self.source, None, "failed", 0, seconds, error, discarded_parts=self.discarded)
         return VideoResult(self.source, self.join.target, "ok", self.frames, seconds, reused_parts=self.reused,
-                           discarded_parts=self.discarded)
+                           discarded_parts=self.discarded, notes=list(self.notes))
 
 
-def probe_source(source: str) -> tuple[str, bool, int] | str:
-    """CPU task: ``(frame rate, has audio, frame count)`` of one input, or the error naming it.
+def probe_source(source: str, settings: VideoSettings) -> Prepared | str:
+    """CPU task: the preflight of one input (:func:`~satecco.preflight.prepare`), or the error naming it.
 
     A remote input is fetched into this machine's cache, where this machine's decode tasks find it.
     """
     local = None
     try:
         local = storage.local_copy(source)
-        info = probe(local)
-        return str(info.frame_rate), info.has_audio, count_frames(local, info)
+        return prepare(local, settings)
     except (SateccoError, OSError) as error:
         return input_error(source, error, local=local)
 
 
-def probe_inputs(sources: list[str], decode_cpus: float, address: str | None) -> dict[str, tuple | str]:
+def probe_inputs(sources: list[str], settings: VideoSettings, decode_cpus: float, address: str | None
+                 ) -> dict[str, Prepared | str]:
     """:func:`probe_source` of every input: local ones here (a header read and a packet count), remote
     ones as Ray tasks in parallel, so that the driver never downloads the archive it plans."""
     remote = [s for s in sources if storage.is_remote(s)]
-    probed = {s: probe_source(s) for s in sources if not storage.is_remote(s)}
+    probed = {s: probe_source(s, settings) for s in sources if not storage.is_remote(s)}
     if remote:
         init_ray(address)  # before Ray's import: it sets what Ray reads on import
         import ray
 
         task = ray.remote(num_cpus=decode_cpus)(probe_source)
-        probed.update(zip(remote, ray.get([task.remote(s) for s in remote]), strict=True))
+        probed.update(zip(remote, ray.get([task.remote(s, settings) for s in remote]), strict=True))
     return probed
 
 
@@ -85,7 +85,7 @@ def plan_videos(inputs: list[Input | str], outdir: str, settings: VideoSettings,
         else:
             todo[source] = target
     plans, rows = {}, []
-    for source, probed in probe_inputs(list(todo), config.decode_cpus, address).items():
+    for source, probed in probe_inputs(list(todo), settings, config.decode_cpus, address).items():
         if isinstance(probed, str):
             results.append(VideoResult(source, None, "failed", 0, 0.0, probed))
             continue
@@ -96,17 +96,17 @@ def plan_videos(inputs: list[Input | str], outdir: str, settings: VideoSettings,
     return results, plans, rows
 
 
-def _plan_video(source: str, target: str, probed: tuple[str, bool, int], folder: str, settings: VideoSettings,
+def _plan_video(source: str, target: str, prepared: Prepared, folder: str, settings: VideoSettings,
                 windows_per_segment: int) -> tuple[VideoPlan, list[dict]]:
-    """One probed input's plan (parts in ``folder``) and the rows of its segments that no earlier run
+    """One prepared input's plan (parts in ``folder``) and the rows of its segments that no earlier run
     finished with the same settings."""
-    frame_rate, has_audio, frames = probed
+    frames = prepared.frames
     segments = plan_segments(frames, settings.window, settings.window_overlap, windows_per_segment)
     parts = tuple(storage.join(folder, part_name(s.index, settings.codec)) for s in segments)
     join = JoinPlan(source, target, parts, tuple(s.read_stop - s.emit_stop for s in segments[:-1]),
-                    Fraction(frame_rate), has_audio, settings.codec, settings.crf, settings.overwrite)
+                    prepared.frame_rate, prepared.encoding, settings.overwrite)
     plan = VideoPlan(join, frames, pending=0, reused=0, discarded=_discard_other_settings(folder),
-                     started=time.perf_counter())
+                     started=time.perf_counter(), notes=prepared.notes)
     rows = []
     for segment, part in zip(segments, parts, strict=True):
         if storage.exists(part):
@@ -115,8 +115,8 @@ def _plan_video(source: str, target: str, probed: tuple[str, bool, int], folder:
         plan.pending += 1
         rows.append({"video": source, "segment": segment.index, "windows": list(segment.windows),
                      "length": segment.length, "emit_start": segment.emit_start, "emit_stop": segment.emit_stop,
-                     "part": str(part), "frame_rate": frame_rate, "codec": settings.codec, "crf": settings.crf,
-                     "error": ""})
+                     "part": str(part), "frame_rate": str(prepared.frame_rate),
+                     "encoding": prepared.encoding.to_json(), "deinterlace": prepared.deinterlace, "error": ""})
     return plan, rows
 
 

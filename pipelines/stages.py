@@ -19,6 +19,7 @@ from satecco import storage
 from satecco.errors import SateccoError, input_error
 from satecco.presets import ModelSpec
 from satecco.segments import JoinPlan, join_parts, save_share, seam_path, write_frames
+from satecco.video.picture import Encoding
 from satecco.video.read import read_frames
 
 
@@ -28,7 +29,8 @@ def _failed(row: dict, error: Exception, local: str | None = None) -> dict:
 
 
 def decode_segment(row: dict) -> dict:
-    """CPU task: read the segment's LR frames and cut them into its windows ``(W, T, h, w, 3)`` uint8."""
+    """CPU task: read the segment's LR frames and cut them into its windows ``(W, T, h, w, 3)`` uint8
+    (uint16 for deep sources)."""
     if row["error"]:
         return row
     started = time.perf_counter()
@@ -37,7 +39,9 @@ def decode_segment(row: dict) -> dict:
     source = None
     try:
         source = storage.local_copy(row["video"])
-        frames = np.stack(list(read_frames(source, first, int(starts[-1]) + length)))
+        encoding = Encoding.from_json(row["encoding"])
+        frames = np.stack(list(read_frames(source, first, int(starts[-1]) + length, bits=encoding.bits,
+                                           deinterlace=bool(row["deinterlace"]))))
         if len(frames) < int(starts[-1]) - first + length:
             raise SateccoError(f"{row['video']}: ended after {first + len(frames)} frames, expected "
                                f"{int(starts[-1]) + length}")
@@ -121,7 +125,7 @@ def write_segment(row: dict) -> dict:
             if len(shares[side]):
                 save_share(seam_path(part, side), shares[side], shares[f"{side}_weights"])
         with storage.atomic_output(part) as local:
-            write_frames(local, frames, Fraction(row["frame_rate"]), row["codec"], int(row["crf"]))
+            write_frames(local, frames, Fraction(row["frame_rate"]), Encoding.from_json(row["encoding"]))
     except Exception as error:  # noqa: BLE001
         return _failed(row, error)
     return {**row, "frames_written": len(frames), "busy_write": time.perf_counter() - started}

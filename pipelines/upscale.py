@@ -135,9 +135,12 @@ def upscale_on_ray(inputs: list[Input | str], outdir: str | Path, spec: ModelSpe
     # Segments are cut with PipelineConfig's windows_per_segment, which the default configs keep.
     results, plans, rows = plan_videos(inputs, outdir, settings, config or PipelineConfig(),
                                        fingerprint(spec, settings), address)
-    for plan in (p for p in plans.values() if p.discarded):
-        print(f"satecco: {plan.source}: {plan.discarded} parts of an earlier run with other settings discarded",
-              file=sys.stderr)
+    for plan in plans.values():
+        if plan.discarded:
+            print(f"satecco: {plan.source}: {plan.discarded} parts of an earlier run with other settings "
+                  f"discarded", file=sys.stderr)
+        for note in plan.notes:
+            print(f"satecco: {plan.source}: {note}", file=sys.stderr)
     for plan in [p for p in plans.values() if p.pending == 0]:  # every part done by an earlier run
         results.append(plan.result(join_video(plan.join)))
         del plans[plan.source]

@@ -39,6 +39,9 @@ class BicubicUpscaler:
         if "decode" not in parts:
             key = "denoised" if "denoise" in parts else "latents"
             return {key: np.zeros((1, len(frames), 0), np.float32)}
+        if frames.dtype == np.uint16:  # deep sources: the same filter on [0, 255] floats, unrounded
+            return {"frames": np.stack([imresize(frame / 257.0, float(self.scale)) for frame in frames]
+                                       ).clip(0, 255).astype(np.float32)}
         return {"frames": np.stack([imresize(frame, float(self.scale)) for frame in frames]).astype(np.float32)}
 
     def upscale_window(self, frames: np.ndarray, first_frame: int, seed: int) -> np.ndarray:

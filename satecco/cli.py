@@ -96,14 +96,15 @@ def cmd_probe(args: argparse.Namespace) -> int:
     options = validate(UpscaleOptions, given_options(args), args.config, not_in_file=("inputs",))
     inputs = expand_inputs(options.inputs, recursive=options.recursive)
     scale = get_preset(options.preset).scale
-    targets, refused = assign_outputs(inputs, options.output, _video_settings(options))
+    settings = _video_settings(options)
+    targets, refused = assign_outputs(inputs, options.output, settings)
     refusals = {result.input: result.error for result in refused}
     failed = bool(refused)
     for entry in inputs:
         if entry.source in refusals:
             print(f"{entry.source}\n  {refusals[entry.source]}")
         elif entry.source in targets:
-            lines = describe_input(entry.source, targets[entry.source], scale)
+            lines = describe_input(entry.source, targets[entry.source], scale, settings)
             failed |= any(line.startswith("  error:") for line in lines)
             print("\n".join(lines))
     return 1 if failed else 0
@@ -125,7 +126,8 @@ def _video_settings(options: UpscaleOptions):
     # The baselines' output frames depend on their own input frame only: their windows need no overlap.
     overlap = options.window_overlap if options.method == "satecco" else 0
     return VideoSettings(window=options.window, window_overlap=overlap, seed=options.seed, codec=options.codec,
-                         crf=options.crf, suffix=options.suffix, overwrite=options.overwrite)
+                         crf=options.crf, suffix=options.suffix, overwrite=options.overwrite,
+                         deinterlace=options.deinterlace, allow_fewer_bits=options.allow_fewer_bits)
 
 
 def _named_preds(items: list[str]) -> dict[str, str]:

@@ -1,9 +1,10 @@
 """``satecco probe``: what ``satecco upscale`` would do with each input, before any model work.
 
-For each input: its video stream (codec, pixel format and bit depth, size in and out, frame count,
-exact frame rate and time base, sample aspect ratio, colour tags, field order), every other stream and
-whether the output keeps it, the output path, and what would be lost or refused. Reads headers and the
-first frame only (and counts packets where the container does not state the frame count).
+For each input, from the preflight (:func:`satecco.preflight.prepare`, which ``upscale`` runs too): its
+video stream (codec, pixel format and bit depth in and out, size in and out, frame count, exact frame
+rate, time base and whether the timing is variable, sample aspect ratio, rotation, colour tags, field
+order and deinterlacing), every other stream and what becomes of it (copied, transcoded, dropped), the
+output path, and the refusal where there is one. Reads headers, the first frame and the video packets.
 """
 
 from __future__ import annotations
@@ -11,66 +12,59 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-import av
-
 from satecco import storage
 from satecco.errors import SateccoError, input_error
+from satecco.inputs import VideoSettings
+from satecco.preflight import Prepared, prepare
 from satecco.video.formats import open_input, video_stream
-from satecco.video.read import count_frames, probe
-
-#: FFmpeg's AVFieldOrder values.
-FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "top first", 3: "bottom first", 4: "top coded first, bottom shown first",
-                5: "bottom coded first, top shown first"}
-#: FFmpeg's AVColorTransferCharacteristic values of the HDR transfers: SMPTE ST 2084 (PQ), ARIB STD-B67 (HLG).
-HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
+from satecco.video.picture import FIELD_ORDERS, Picture
+from satecco.video.read import VideoInfo, probe
+from satecco.video.streams import frame_times
 
 
-def describe_input(source: str, target: str | None, scale: int) -> list[str]:
-    """Lines describing ``source`` and what upscaling it ``scale`` times to ``target`` keeps or loses."""
+def describe_input(source: str, target: str | None, scale: int, settings: VideoSettings) -> list[str]:
+    """Lines describing ``source`` and what upscaling it ``scale`` times to ``target`` keeps, changes or
+    refuses; a refused or unreadable input gives an ``error:`` line."""
+    local = None
     try:
         local = storage.local_copy(source)
         info = probe(local)
-        frames = count_frames(local, info)
+        prepared = prepare(local, settings, info)
     except (SateccoError, OSError) as error:
-        return [f"{source}", f"  error: {input_error(source, error)}"]
+        return [f"{source}", f"  error: {input_error(source, error, local=local)}"]
     lines = [source, f"  output: {target}"]
+    size = f"{info.width}x{info.height} -> {info.width * scale}x{info.height * scale}"
     if Path(local).is_dir():
-        lines.append(f"  video: png frames {info.width}x{info.height} -> {info.width * scale}x{info.height * scale}, "
-                     f"{frames} frames at {info.frame_rate} fps (a frame folder's rate)")
-        return lines
+        lines.append(f"  video: png frames ({info.picture.bits}-bit) {size}, {prepared.frames} frames at "
+                     f"{info.frame_rate} fps (a frame folder's rate)")
+        return lines + [f"  note: {note}" for note in prepared.picture_notes]
+    lines.append(_video_line(local, info, prepared, size))
+    lines += [f"  {plan.describe()}" for plan in prepared.streams]
+    return lines + [f"  note: {note}" for note in prepared.picture_notes]
+
+
+def _video_line(local: str, info: VideoInfo, prepared: Prepared, size: str) -> str:
+    picture: Picture = info.picture
     with open_input(Path(local)) as container:
         stream = video_stream(container, Path(local))
-        lines += _video_lines(stream, (info.width, info.height), scale, frames, info.frame_rate)
-        first_audio = next((s.index for s in container.streams.audio), None)
-        for other in container.streams:
-            if other.index == stream.index:
-                continue
-            kept = "copied" if other.index == first_audio else "dropped (only the first audio stream is copied)"
-            language = other.metadata.get("language", "und")
-            lines.append(f"  {other.type} #{other.index}: {other.codec_context.name} ({language}) - {kept}")
-    return lines
+        codec, time_base = stream.codec_context.name, stream.time_base
+        timing = _timing(frame_times(container), time_base, info.frame_rate)
+    primaries, transfer, matrix, colour_range = picture.colour
+    rotation = "none" if not picture.display_matrix else "kept (display matrix)"
+    field_order = FIELD_ORDERS.get(picture.field_order, picture.field_order)
+    return (f"  video: {codec} {picture.pix_fmt} ({picture.bits}-bit -> {prepared.encoding.bits}-bit) {size}, "
+            f"{prepared.frames} frames at {info.frame_rate} fps, time base {time_base}, {timing}, "
+            f"SAR {picture.sar or '1:1'}, rotation {rotation}, colour primaries/transfer/matrix/range "
+            f"{primaries}/{transfer}/{matrix}/{colour_range} (FFmpeg's codes, kept), field order {field_order}"
+            f"{', deinterlaced' if prepared.deinterlace else ''}")
 
 
-def _video_lines(stream, size: tuple[int, int], scale: int, frames: int, frame_rate: Fraction) -> list[str]:
-    width, height = size
-    codec = stream.codec_context
-    pix_fmt = codec.pix_fmt or "unknown"
-    bits = max((c.bits for c in av.VideoFormat(pix_fmt).components), default=8) if codec.pix_fmt else 8
-    sar = stream.sample_aspect_ratio
-    average, guessed = stream.average_rate, stream.guessed_rate
-    lines = [f"  video: {codec.name} {pix_fmt} ({bits}-bit) {width}x{height} -> {width * scale}x{height * scale}, "
-             f"{frames} frames at {frame_rate} fps, time base {stream.time_base}, "
-             f"SAR {sar or '1:1'}, colour primaries/transfer/matrix/range {codec.color_primaries}/"
-             f"{codec.color_trc}/{codec.colorspace}/{codec.color_range} (FFmpeg's codes), field order "
-             f"{FIELD_ORDERS.get(codec.field_order, codec.field_order)}"]
-    if bits > 8:
-        lines.append(f"  loses: {bits}-bit samples are written as 8-bit")
-    if sar and sar != 1:
-        lines.append(f"  loses: the sample aspect ratio {sar} (the output is tagged square pixels)")
-    if average and guessed and abs(average / guessed - 1) > Fraction(1, 100):
-        lines.append(f"  loses: variable frame timing (average {average} fps, written at {frame_rate} fps)")
-    if codec.field_order in (2, 3, 4, 5):
-        lines.append(f"  loses: interlacing is not undone (fields {FIELD_ORDERS[codec.field_order]})")
-    if codec.color_trc in HDR_TRANSFERS:
-        lines.append(f"  loses: the {HDR_TRANSFERS[codec.color_trc]} transfer (the output is tagged BT.709)")
-    return lines
+def _timing(times: list[int] | None, time_base: Fraction, frame_rate: Fraction) -> str:
+    """``constant timing`` or ``variable timing (frame gaps a-b ms, kept)``."""
+    if not times or len(times) < 2:
+        return "constant timing"
+    gaps = {b - a for a, b in zip(times, times[1:], strict=False)}
+    if max(gaps) - min(gaps) <= 1:  # a tick of rounding (matroska's milliseconds)
+        return "constant timing"
+    low, high = (float(g * time_base * 1000) for g in (min(gaps), max(gaps)))
+    return f"variable timing (frame gaps {low:.1f}-{high:.1f} ms, kept)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,9 @@ import numpy as np
 from satecco import storage
 from satecco.errors import SateccoError, VideoError, input_error
 from satecco.inputs import Input, RunReport, VideoResult, VideoSettings, assign_outputs, outdir_failures
+from satecco.preflight import Prepared, prepare
+from satecco.video.concat import concat_segments
+from satecco.video.formats import output_suffix
 from satecco.video.read import probe, read_frames
 from satecco.video.write import VideoWriter
 from satecco.windows import TemporalBlender, iter_windows, quantize
@@ -30,12 +34,14 @@ log = logging.getLogger(__name__)
 
 
 def upscale_video(pipeline: SATeCoPipeline, source: str, target: str | Path, settings: VideoSettings,
-                  on_frames: Callable[[int], None] = lambda n: None) -> int:
-    """Upscale one video file or frame folder (local or URI) to ``target`` (local or URI); returns the
-    frame count written."""
+                  on_frames: Callable[[int], None] = lambda n: None, prepared: Prepared | None = None) -> int:
+    """Upscale one video file or frame folder (local or URI) to ``target`` (local or URI), keeping what
+    it carries besides pictures; returns the frame count written. ``prepared``: its preflight, when the
+    caller has it (:func:`~satecco.preflight.prepare`)."""
     local_source = storage.local_copy(source)
     try:
-        return _upscale_file(pipeline, local_source, target, settings, on_frames)
+        prepared = prepared or prepare(local_source, settings)
+        return _upscale_file(pipeline, local_source, target, settings, prepared, on_frames)
     except VideoError as error:
         if error.path != local_source:
             raise
@@ -43,41 +49,50 @@ def upscale_video(pipeline: SATeCoPipeline, source: str, target: str | Path, set
 
 
 def _upscale_file(pipeline: SATeCoPipeline, source: str, target: str | Path, settings: VideoSettings,
-                  on_frames: Callable[[int], None]) -> int:
+                  prepared: Prepared, on_frames: Callable[[int], None]) -> int:
+    """Frames are encoded to a hidden scratch file beside the output, then remuxed with the source's
+    streams, metadata and timestamps (the join the Ray engine does, with one part)."""
     info = probe(source)
+    encoding = prepared.encoding
     blender = TemporalBlender(settings.window_overlap)
     written = 0
     with storage.atomic_output(target, replace_folder=settings.overwrite) as local_target, \
-            VideoWriter(local_target, info.width * pipeline.scale, info.height * pipeline.scale, info.frame_rate,
-                        codec=settings.codec, crf=settings.crf,
-                        audio_from=source if info.has_audio else None) as writer:
-        def emit(frames: list[tuple[int, np.ndarray]]) -> None:
-            nonlocal written
-            for _, frame in frames:
-                writer.write(quantize(frame))
-            written += len(frames)
-            on_frames(len(frames))
+            tempfile.TemporaryDirectory(dir=Path(local_target).parent, prefix=".satecco-") as scratch:
+        frames_file = Path(scratch) / f"frames{output_suffix(encoding.codec)}"
+        with VideoWriter(frames_file, info.width * pipeline.scale, info.height * pipeline.scale, info.frame_rate,
+                         codec=encoding.codec, crf=encoding.crf, bits=encoding.bits,
+                         colour=encoding.colour) as writer:
+            def emit(frames: list[tuple[int, np.ndarray]]) -> None:
+                nonlocal written
+                for _, frame in frames:
+                    writer.write(quantize(frame, encoding.dtype))
+                written += len(frames)
+                on_frames(len(frames))
 
-        for start, window in iter_windows(read_frames(source), settings.window, settings.window_overlap):
-            emit(blender.add(start, pipeline.upscale_window(window, start, settings.seed)))
-        emit(blender.finish())
+            frames = read_frames(source, bits=encoding.bits, deinterlace=prepared.deinterlace)
+            for start, window in iter_windows(frames, settings.window, settings.window_overlap):
+                emit(blender.add(start, pipeline.upscale_window(window, start, settings.seed)))
+            emit(blender.finish())
+        concat_segments([frames_file], local_target, info.frame_rate, encoding.codec, source=source)
     return written
 
 
-def known_frames(inputs: list[str]) -> int | None:
-    """Total frame count for the progress bar, when every input's container states it."""
-    total = 0
-    for source in inputs:
-        if storage.is_remote(source):
-            return None
+def preflight(targets: dict[str, str], settings: VideoSettings) -> tuple[dict[str, Prepared], list[VideoResult]]:
+    """:func:`~satecco.preflight.prepare` every input whose output is to be made (remote ones are fetched
+    into the cache); returns the prepared inputs and the results of the others (skipped, refused,
+    unreadable), before any model work."""
+    prepared, results = {}, []
+    for source, target in targets.items():
+        if not settings.overwrite and storage.exists(target):
+            results.append(VideoResult(source, target, "skipped"))
+            continue
+        local = None
         try:
-            count = probe(source).num_frames
-        except SateccoError:
-            continue  # reported when its turn comes
-        if count is None:
-            return None
-        total += count
-    return total
+            local = storage.local_copy(source)
+            prepared[source] = prepare(local, settings)
+        except (SateccoError, OSError) as error:
+            results.append(VideoResult(source, None, "failed", error=input_error(source, error, local=local)))
+    return prepared, results
 
 
 def upscale_locally(inputs: list[Input | str], outdir: str | Path,
@@ -87,8 +102,9 @@ def upscale_locally(inputs: list[Input | str], outdir: str | Path,
     writes the run report (:class:`~satecco.inputs.RunReport`).
 
     OUTDIR and the outputs are checked first (:func:`~satecco.inputs.assign_outputs`); an output that
-    exists is skipped unless ``settings.overwrite``. ``pipeline`` may be a function that builds it: it
-    is then built only once OUTDIR is known to be writable.
+    exists is skipped unless ``settings.overwrite``; every other input goes through the preflight
+    (:func:`preflight`). ``pipeline`` may be a function that builds it: it is then built only once
+    OUTDIR is known to be writable and some input is ready.
     """
     from tqdm import tqdm
 
@@ -98,32 +114,36 @@ def upscale_locally(inputs: list[Input | str], outdir: str | Path,
         for result in unwritable:
             print(f"satecco: error: {result.error}", file=sys.stderr)
         return unwritable
-    pipeline = pipeline() if callable(pipeline) else pipeline
     targets, results = assign_outputs(inputs, outdir, settings)
+    ready, settled = preflight(targets, settings)
+    results += settled
     report = RunReport(outdir)
-    bar = tqdm(total=known_frames(list(targets)) if progress else None, unit="frame", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(total=sum(p.frames for p in ready.values()), unit="frame", disable=not progress, dynamic_ncols=True)
     for result in results:
         report.add(result)
-        bar.write(f"satecco: error: {result.error}", file=sys.stderr)
+        if result.error:
+            bar.write(f"satecco: error: {result.error}", file=sys.stderr)
+    if ready and callable(pipeline):
+        pipeline = pipeline()
     with bar:
-        for index, (source, target) in enumerate(targets.items(), 1):
-            bar.set_description(f"[{index}/{len(targets)}] {Path(source).name}")
-            results.append(_upscale_one(pipeline, source, target, settings, bar))
+        for index, (source, prepared) in enumerate(ready.items(), 1):
+            bar.set_description(f"[{index}/{len(ready)}] {Path(source).name}")
+            results.append(_upscale_one(pipeline, source, targets[source], settings, prepared, bar))
             report.add(results[-1])
     results.sort(key=lambda r: order[r.input])
     report.close(results)
     return results
 
 
-def _upscale_one(pipeline: SATeCoPipeline, source: str, target: str, settings: VideoSettings, bar) -> VideoResult:
+def _upscale_one(pipeline: SATeCoPipeline, source: str, target: str, settings: VideoSettings, prepared: Prepared,
+                 bar) -> VideoResult:
     """One input's result; a failure is reported on ``bar`` and does not stop the others."""
-    if not settings.overwrite and storage.exists(target):
-        return VideoResult(source, target, "skipped")
     started = time.perf_counter()
+    for note in prepared.notes:
+        bar.write(f"satecco: {source}: {note}", file=sys.stderr)
     try:
-        frames = upscale_video(pipeline, source, target, settings, on_frames=bar.update)
-        return VideoResult(source, target, "ok", frames, time.perf_counter() - started)
+        frames = upscale_video(pipeline, source, target, settings, on_frames=bar.update, prepared=prepared)
+        return VideoResult(source, target, "ok", frames, time.perf_counter() - started, notes=list(prepared.notes))
     except Exception as error:  # one bad input must not stop the others
         if not isinstance(error, SateccoError | OSError):
             log.debug("unexpected failure on %s", source, exc_info=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import glob
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from satecco import storage
@@ -27,8 +27,10 @@ REPORT = "satecco-report.jsonl"
 
 @dataclass(frozen=True)
 class VideoSettings:
-    """How each video is cut into windows, seeded and written; ``suffix`` is added to each output's name,
-    and ``overwrite`` replaces outputs that exist (else they are skipped)."""
+    """How each video is cut into windows, seeded, read and written; ``suffix`` is added to each output's
+    name, and ``overwrite`` replaces outputs that exist (else they are skipped). ``deinterlace``:
+    ``auto`` (inputs flagged interlaced), ``on`` or ``off``; ``allow_fewer_bits``: write deep inputs at
+    the codec's depth rather than refuse them (see :mod:`satecco.preflight`)."""
 
     window: int = 6
     window_overlap: int = 2
@@ -37,6 +39,8 @@ class VideoSettings:
     crf: int = 18
     suffix: str = ""
     overwrite: bool = False
+    deinterlace: str = "auto"
+    allow_fewer_bits: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class VideoResult:
     error: str | None = None
     reused_parts: int = 0  # Ray engine: part files left by an interrupted run and not recomputed
     discarded_parts: int = 0  # Ray engine: part files of an earlier run made with other settings
+    notes: list[str] = field(default_factory=list)  # streams transcoded or dropped, deinterlacing, ...
 
 
 def read_manifest(path: Path) -> list[str]:

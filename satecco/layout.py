@@ -1,6 +1,7 @@
 """The one place that converts between the I/O layout and the model layout.
 
-I/O side: ``(T, H, W, C)`` uint8 RGB. Model side: ``(B, T, C, H, W)`` float in [-1, 1].
+I/O side: ``(T, H, W, C)`` uint8 RGB (uint16 for sources deeper than 8 bits). Model side:
+``(B, T, C, H, W)`` float in [-1, 1].
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from satecco.windows import quantize  # noqa: F401
 
 
 def frames_to_model(frames: np.ndarray, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:
-    """``(T, H, W, 3)`` uint8 -> ``(1, T, 3, H, W)`` float in [-1, 1]."""
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"expected (T, H, W, 3) uint8 frames, got {frames.dtype} {frames.shape}")
+    """``(T, H, W, 3)`` uint8 or uint16 -> ``(1, T, 3, H, W)`` float in [-1, 1]."""
+    if frames.dtype not in (np.uint8, np.uint16) or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected (T, H, W, 3) uint8 or uint16 frames, got {frames.dtype} {frames.shape}")
+    if frames.dtype == np.uint16:  # torch has no uint16 arithmetic on every device: via float32
+        video = rearrange(torch.from_numpy(frames.astype(np.float32)).to(device), "t h w c -> 1 t c h w")
+        return (video / 32767.5 - 1.0).to(dtype)
     video = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
     video = rearrange(video, "t h w c -> 1 t c h w")
     return video.to(dtype) / 127.5 - 1.0

@@ -179,6 +179,11 @@ class UpscaleOptions(BaseModel):
     window_overlap: NonNegativeInt = option(2, "frames shared by neighbouring windows")
     codec: Literal[CODECS] = option("h264", "h264 (.mp4, CRF), ffv1 (.mkv, lossless) or png (frame folder)")
     crf: int = option(18, "h264 quality, 0-51 (lower is better)", ge=0, le=51)
+    deinterlace: Literal["auto", "on", "off"] = option(
+        "auto", "deinterlace with FFmpeg's bwdif before upscaling: auto (inputs flagged interlaced), on, off")
+    allow_fewer_bits: bool = option(False, "write inputs deeper than the codec stores (12-bit into h264's 10, "
+                                           "10-bit into 8) at the codec's depth instead of refusing them",
+                                    flags=("--allow-8bit", "--allow-fewer-bits"))
     device: str = option("auto", "torch device (auto: cuda if available, else cpu)")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = option(
         "auto", "precision (auto: bfloat16 on GPU, float32 on CPU)")

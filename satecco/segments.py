@@ -28,6 +28,7 @@ from satecco import storage
 from satecco.errors import SateccoError
 from satecco.video.concat import concat_segments
 from satecco.video.formats import output_suffix
+from satecco.video.picture import Encoding
 from satecco.video.write import VideoWriter
 from satecco.windows import TemporalBlender, plan_windows, quantize
 
@@ -114,7 +115,7 @@ def run_segment(pipeline: SATeCoPipeline, windows: np.ndarray, starts: np.ndarra
     """Run ``parts`` on a segment's windows.
 
     Args:
-        windows: LR windows ``(W, T, h, w, 3)`` uint8.
+        windows: LR windows ``(W, T, h, w, 3)`` uint8 (uint16 for deep sources: the frames come back so).
         starts: first frame index of each window ``(W,)``.
         emit: ``(emit_start, emit_stop)``, the frames this segment owns.
         overlap: window overlap (the cross-fade length).
@@ -139,7 +140,7 @@ def run_segment(pipeline: SATeCoPipeline, windows: np.ndarray, starts: np.ndarra
     def take(done: list[tuple[int, np.ndarray, float]]) -> None:
         for index, total, weight in done:  # owned frames leave float as soon as they are final
             if emit_start <= index < emit_stop:
-                kept.append(quantize(total / weight))
+                kept.append(quantize(total / weight, windows.dtype))
             else:
                 shared.append((index, total, weight))
 
@@ -190,9 +191,11 @@ def load_share(path: Path) -> tuple[np.ndarray, np.ndarray]:
         return data["sums"], data["weights"]
 
 
-def write_frames(path, frames: np.ndarray, frame_rate: Fraction, codec: str, crf: int) -> None:
-    """Encode ``frames (F, H, W, 3)`` uint8 to the video file (or PNG folder) ``path``, atomically."""
-    with VideoWriter(path, frames.shape[2], frames.shape[1], frame_rate, codec=codec, crf=crf) as writer:
+def write_frames(path, frames: np.ndarray, frame_rate: Fraction, encoding: Encoding) -> None:
+    """Encode ``frames (F, H, W, 3)`` (uint8, or uint16 for a deep ``encoding``) to the video file (or
+    PNG folder) ``path``, atomically."""
+    with VideoWriter(path, frames.shape[2], frames.shape[1], frame_rate, codec=encoding.codec, crf=encoding.crf,
+                     bits=encoding.bits, colour=encoding.colour) as writer:
         for frame in frames:
             writer.write(frame)
 
@@ -206,15 +209,14 @@ class JoinPlan:
     parts: tuple[str, ...]
     seams: tuple[int, ...]  # frames shared by part i and part i + 1
     frame_rate: Fraction
-    has_audio: bool
-    codec: str
-    crf: int
+    encoding: Encoding
     overwrite: bool = False
 
 
 def join_parts(plan: JoinPlan, tmp: Path) -> None:
     """Blend the frames neighbouring parts share, remux the parts and those frames into ``plan.target``
-    (with the source's audio, copied), then remove the parts. ``tmp``: a scratch folder."""
+    (with what the source carries besides pictures: :mod:`satecco.video.streams`), then remove the
+    parts. ``tmp``: a scratch folder."""
     def local(path: str) -> Path:
         return Path(storage.local_copy(path, cache=tmp))
 
@@ -223,15 +225,16 @@ def join_parts(plan: JoinPlan, tmp: Path) -> None:
         pieces.append(local(part))
         if index < len(plan.seams) and plan.seams[index]:
             frames = quantize(blend_seam(load_share(local(seam_path(part, "tail"))),
-                                         load_share(local(seam_path(plan.parts[index + 1], "head")))))
+                                         load_share(local(seam_path(plan.parts[index + 1], "head")))),
+                              plan.encoding.dtype)
             if len(frames) != plan.seams[index]:
                 raise SateccoError(f"{plan.source}: parts {index} and {index + 1} share {len(frames)} "
                                    f"frames, expected {plan.seams[index]}")
-            pieces.append(tmp / f"seam-{index:06d}{output_suffix(plan.codec)}")
-            write_frames(pieces[-1], frames, plan.frame_rate, plan.codec, plan.crf)
-    audio = storage.local_copy(plan.source) if plan.has_audio else None
+            pieces.append(tmp / f"seam-{index:06d}{output_suffix(plan.encoding.codec)}")
+            write_frames(pieces[-1], frames, plan.frame_rate, plan.encoding)
+    source = storage.local_copy(plan.source)
     with storage.atomic_output(plan.target, replace_folder=plan.overwrite) as output:
-        concat_segments(pieces, output, plan.frame_rate, plan.codec, audio_from=audio)
+        concat_segments(pieces, output, plan.frame_rate, plan.encoding.codec, source=source)
     folder = plan.parts[0].rsplit("/", 1)[0]
     storage.remove(folder)
     for parent in (folder.rsplit("/", 1)[0], folder.rsplit("/", 2)[0]):  # no empty .satecco-parts/ left

@@ -101,11 +101,14 @@ class TemporalBlender:
         return done
 
 
-def quantize(frames: np.ndarray) -> np.ndarray:
-    """Blended float pixels in [0, 255] (any shape) -> uint8, rounded half to even and clipped.
+def quantize(frames: np.ndarray, dtype=np.uint8) -> np.ndarray:
+    """Blended float pixels in [0, 255] (any shape) -> ``dtype``, rounded half to even and clipped:
+    uint8, or uint16 for deep sources (``value · 257``, all 16 bits, as FFmpeg's ``rgb48``).
 
     Numpy only, so that the processes that only write and join videos never import torch.
     """
+    if np.dtype(dtype) == np.uint16:
+        return np.clip(np.rint(frames * 257.0), 0, 65535).astype(np.uint16)
     return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
 
 

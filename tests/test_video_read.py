@@ -8,9 +8,10 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from media import moving_frames, plain_pyav_mp4, random_frames, write
+from media import NTSC, moving_frames, plain_pyav_mp4, random_frames, write
 
 from satecco.errors import VideoError
+from satecco.video.concat import concat_segments
 from satecco.video.formats import output_suffix
 from satecco.video.read import count_frames, probe, read_frames
 
@@ -115,7 +116,8 @@ def _range_clip(tmp_path, kind, n=40):
         return write(tmp_path / "film.mkv", frames, "ffv1", frame_rate=Fraction(24000, 1001))
     if kind == "ffv1_with_audio":  # AAC's priming samples move the video's first pts to 21 ms
         source = plain_pyav_mp4(tmp_path / "with_audio.mp4", audio=True)
-        path = write(tmp_path / "clip.mkv", frames, "ffv1", audio_from=str(source))
+        path = tmp_path / "clip.mkv"
+        concat_segments([write(tmp_path / "video.mkv", frames, "ffv1")], path, NTSC, "ffv1", source=str(source))
         with av.open(str(path)) as container:
             assert container.streams.video[0].start_time > 0
         return path

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from media import NTSC, audio_packets, plain_pyav_mp4, random_frames, write
+from media import NTSC, random_frames, write
 
 from satecco.errors import VideoError
 from satecco.video.formats import output_suffix
@@ -42,34 +42,6 @@ def test_h264_keeps_flat_colours(tmp_path):
     frame[:] = (200, 30, 90)
     decoded = list(read_frames(write(tmp_path / "flat.mp4", [frame] * 3, "h264")))
     assert np.abs(decoded[1].astype(int) - frame).max() <= 2
-
-
-@pytest.mark.parametrize("codec", ["h264", "ffv1"])
-def test_audio_is_copied_packet_for_packet(tmp_path, codec):
-    source = plain_pyav_mp4(tmp_path / "with_audio.mp4", audio=True)
-    info = probe(source)
-    assert info.has_audio
-    out = write(tmp_path / f"out{output_suffix(codec)}", list(read_frames(source)), codec,
-                frame_rate=info.frame_rate, audio_from=str(source))
-    assert probe(out).has_audio
-    assert len(list(read_frames(out))) == 20
-    codec_in, packets_in = audio_packets(source)
-    codec_out, packets_out = audio_packets(out)
-    assert codec_out == codec_in == "aac"
-    assert len(packets_out) == len(packets_in) > 10
-    assert packets_out == packets_in
-
-
-def test_audio_from_a_silent_video_gives_a_silent_output(tmp_path):
-    source = plain_pyav_mp4(tmp_path / "silent.mp4")
-    out = write(tmp_path / "out.mp4", random_frames(5), "h264", audio_from=str(source))
-    assert not probe(out).has_audio
-
-
-def test_missing_audio_source_raises_and_leaves_nothing(tmp_path):
-    with pytest.raises(VideoError, match="gone.mp4"):
-        VideoWriter(tmp_path / "out.mp4", 64, 48, NTSC, audio_from=str(tmp_path / "gone.mp4"))
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_png_folder_output_and_input(tmp_path):

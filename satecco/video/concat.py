@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,10 +24,11 @@ from satecco.video.formats import (
     video_stream,
 )
 from satecco.video.read import Tally, promised_length
-from satecco.video.write import AudioCopy, discard_output, finish_output
+from satecco.video.streams import Carried, Timing, frame_times, plan_streams
+from satecco.video.write import discard_output, finish_output
 
 
-def concat_segments(parts, target, frame_rate: Fraction, codec: str, audio_from: str | None = None) -> int:
+def concat_segments(parts, target, frame_rate: Fraction, codec: str, source: str | None = None) -> int:
     """Join the outputs of several :class:`~satecco.video.write.VideoWriter` s (the segments of one
     video, in order) into one output at ``target``, without re-encoding; return its frame count.
 
@@ -37,8 +39,13 @@ def concat_segments(parts, target, frame_rate: Fraction, codec: str, audio_from:
     has the summed frame count and exactly ``frame_rate``, and decodes to the frames of the parts (each
     x264 part starts with an IDR frame, each ffv1 part with a keyframe). For ``"png"`` the parts are
     frame folders and ``target`` gets their frames renumbered ``000000.png``, ``000001.png``, ...
-    (hard links where the file system allows, copies elsewhere). With ``audio_from``, its first audio
-    stream is copied packet for packet, as :class:`~satecco.video.write.VideoWriter` does.
+    (hard links where the file system allows, copies elsewhere).
+
+    With ``source`` (the video the parts were made from), the output gets what it carries besides
+    pictures (:mod:`satecco.video.streams`): its other streams as :func:`~satecco.video.streams.plan_streams`
+    decides (a stream that would be lost raises :class:`VideoError` naming ``source``), its metadata and
+    chapters, the video stream's metadata, sample aspect ratio and display matrix, and, where it gives
+    one per frame, each frame's own timestamp instead of ``i / frame_rate``.
 
     Atomic like :class:`~satecco.video.write.VideoWriter` (:func:`satecco.storage.atomic_output`): the
     output is assembled at a hidden temporary name beside ``target`` and moved into place only when
@@ -48,7 +55,7 @@ def concat_segments(parts, target, frame_rate: Fraction, codec: str, audio_from:
     not match the first one (codec, size, pixel format, frame rate, SPS/PPS) or the frame rate.
     """
     target = Path(target)
-    container_format, _ = check_target(target, codec, audio_from)
+    container_format, _ = check_target(target, codec)
     if isinstance(frame_rate, (float, bool)) or not Fraction(frame_rate) > 0:
         raise ValueError(f"frame_rate must be exact and positive (a Fraction or int, e.g. "
                          f"Fraction(30000, 1001)); got {frame_rate!r}")
@@ -59,7 +66,7 @@ def concat_segments(parts, target, frame_rate: Fraction, codec: str, audio_from:
     with atomic_output(target) as tmp:
         if codec == "png":
             return _join_frame_folders(parts, tmp)
-        return _remux_parts(parts, tmp, target, container_format, frame_rate, codec, audio_from)
+        return _remux_parts(parts, tmp, target, container_format, frame_rate, codec, source)
 
 
 def _join_frame_folders(parts: list[Path], tmp: Path) -> int:
@@ -139,9 +146,9 @@ def _check_parts(parts: list[Path], infos: list[_Part], codec: str, frame_rate: 
 
 
 def _remux_parts(parts: list[Path], tmp: Path, target: Path, container_format: str, frame_rate: Fraction,
-                 codec: str, audio_from: str | None) -> int:
-    """Remux the video packets of ``parts`` one after the other into a new file ``tmp`` (the audio from
-    ``audio_from``); return the frame count. ``target`` is the name errors about the output give."""
+                 codec: str, source: str | None) -> int:
+    """Remux the video packets of ``parts`` one after the other into a new file ``tmp`` (with what
+    ``source`` carries); return the frame count. ``target`` is the name errors about the output give."""
     # Check every part before writing: a mismatch found halfway would waste the work before it.
     infos = [_inspect_part(part) for part in parts]
     _check_parts(parts, infos, codec, frame_rate)
@@ -149,34 +156,62 @@ def _remux_parts(parts: list[Path], tmp: Path, target: Path, container_format: s
     # their dts moved back to the largest delay, so that dts keeps increasing across the joins.
     delay = max(info.delay for info in infos)
     options = {"movflags": "+faststart"} if codec == "h264" else {}
-    out = audio = None
+    out = carried = original = None
     try:
         out = av.open(str(tmp), "w", format=container_format, options=options)
         with open_input(parts[0]) as container:
             video = out.add_stream_from_template(container.streams.video[0])
-        video.time_base = video.codec_context.time_base = 1 / frame_rate
+        timing = Timing(frame_rate)
+        if source is not None and not Path(source).is_dir():  # a frame folder carries nothing more
+            original = open_input(Path(source))
+            timing, carried = _carry(original, out, video, codec, source, frame_rate)
+        video.time_base = video.codec_context.time_base = timing.time_base
         video.codec_context.framerate = frame_rate
-        if audio_from is not None:
-            audio = AudioCopy(Path(audio_from), out, codec)
-        remux = _Remux(out, video, frame_rate, delay, audio)
+        remux = _Remux(out, video, frame_rate, delay, carried, timing)
         for part, info in zip(parts, infos, strict=True):
             remux.copy(part, info)
-        finish_output(out, target, audio)
+        finish_output(out, target, carried)
         out = None
     finally:
-        if audio is not None:
-            audio.close()
+        if original is not None:
+            original.close()
         if out is not None:
             discard_output(out)  # the caller deletes it
     return remux.total
 
 
+def _carry(original, out, video, codec: str, source: str, frame_rate: Fraction) -> tuple[Timing, Carried | None]:
+    """Give the output's ``video`` stream what ``original``'s video stream carries, and add its other
+    streams; returns the frames' timing and the carried streams."""
+    if not original.streams.video:
+        return Timing(frame_rate), Carried(original, out, plan_streams(original, codec))
+    stream = original.streams.video[0]
+    try:
+        plans = plan_streams(original, codec)
+    except ValueError as error:
+        raise VideoError(Path(source), str(error)) from error
+    video.metadata.update({k: v for k, v in stream.metadata.items() if k.lower() in ("language", "title", "timecode")})
+    video.disposition = stream.disposition
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if sar and sar != 1:
+        video.sample_aspect_ratio = sar
+    first = next(original.decode(stream), None)
+    matrix = next((bytes(d) for d in first.side_data if d.type.name == "DISPLAYMATRIX"), None) if first else None
+    if matrix:
+        video.set_display_matrix(list(struct.unpack("<9i", matrix)))
+    with open_input(Path(source)) as again:
+        times = frame_times(again)
+    original.seek(0)
+    return Timing(frame_rate, times, stream.time_base), Carried(original, out, plans)
+
+
 class _Remux:
     """The parts' video packets, retimed one part after the other into the output container ``out``
-    (stream ``video``, time base ``1 / frame_rate``), with ``audio`` interleaved."""
+    (stream ``video``; frame ``i`` at ``timing.at(i)``), with the ``carried`` streams interleaved."""
 
-    def __init__(self, out, video, frame_rate: Fraction, delay: int, audio: AudioCopy | None):
-        self.out, self.video, self.frame_rate, self.delay, self.audio = out, video, frame_rate, delay, audio
+    def __init__(self, out, video, frame_rate: Fraction, delay: int, carried: Carried | None, timing: Timing):
+        self.out, self.video, self.frame_rate, self.delay = out, video, frame_rate, delay
+        self.carried, self.timing = carried, timing
         self.total = 0  # the frames of the parts copied so far
         self.last_dts = None  # the dts of the last packet muxed, in frames
 
@@ -193,8 +228,8 @@ class _Remux:
                         continue
                     last_pts = max(self._mux(packet, part, info, count, stream.time_base), last_pts)
                     count += 1
-                    if self.audio is not None:
-                        self.audio.mux_until(Fraction(self.last_dts + 1) / self.frame_rate)
+                    if self.carried is not None:
+                        self.carried.mux_until(self.timing.seconds(self.last_dts + 1))
             except av.FFmpegError as e:
                 raise VideoError(part, f"cannot copy video packet {count}: {reason(e)}") from e
             if count == 0:
@@ -216,9 +251,9 @@ class _Remux:
         if pts < self.total or dts > pts or (self.last_dts is not None and dts <= self.last_dts):
             raise VideoError(part, f"video packet {count} has pts {packet.pts}, dts "
                                    f"{packet.dts}: not in order at {self.frame_rate} frames/s")
-        duration = round(packet.duration * to_frames) if packet.duration else 0
-        packet.pts, packet.dts, packet.duration = pts, dts, duration
-        packet.time_base = 1 / self.frame_rate  # set last: setting it does not rescale
+        at = self.timing.at
+        packet.pts, packet.dts, packet.duration = at(pts), at(dts), at(pts + 1) - at(pts)
+        packet.time_base = self.timing.time_base  # set last: setting it does not rescale
         packet.stream = self.video
         self.out.mux(packet)
         self.last_dts = dts

@@ -30,7 +30,7 @@ def output_suffix(codec: str) -> str:
     return _CODECS[codec][0]
 
 
-def check_target(path: Path, codec: str, audio_from) -> tuple[str | None, str]:
+def check_target(path: Path, codec: str) -> tuple[str | None, str]:
     """Check an output path against ``codec``; return the container format and the pixel format."""
     suffix, container_format, pix_fmt = _CODECS.get(codec, (None, None, None))
     if suffix is None:
@@ -41,8 +41,6 @@ def check_target(path: Path, codec: str, audio_from) -> tuple[str | None, str]:
         raise ValueError(f"codec {codec!r} writes {suffix} files; got path {str(path)!r}")
     if codec == "png" and path.is_dir() and any(path.iterdir()):
         raise ValueError(f"output folder {str(path)!r} exists and is not empty")
-    if codec == "png" and audio_from is not None:
-        raise ValueError(f"a png frame folder cannot hold audio; got audio_from={audio_from!r}")
     return container_format, pix_fmt
 
 
@@ -81,10 +79,10 @@ def frame_rate_of(stream, path: Path) -> Fraction:
     raise VideoError(path, "the container does not give a frame rate")
 
 
-def to_rgb(frame) -> np.ndarray:
-    """A decoded frame as ``(H, W, 3)`` uint8 RGB."""
+def to_rgb(frame, bits: int = 8) -> np.ndarray:
+    """A decoded frame as ``(H, W, 3)`` RGB: uint8 for ``bits`` 8, else uint16 (FFmpeg's ``rgb48``)."""
     # PyAV >= 17 converts with swscale's frame API, which reads the frame's colour space and range tags.
-    return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(format="rgb24" if bits <= 8 else "rgb48le")
 
 
 def frame_files(folder: Path) -> list[Path]:
@@ -95,8 +93,8 @@ def frame_files(folder: Path) -> list[Path]:
     return files
 
 
-def read_png(path: Path) -> np.ndarray:
-    """One PNG frame as ``(H, W, 3)`` uint8 RGB."""
+def read_png(path: Path, bits: int = 8) -> np.ndarray:
+    """One PNG frame as ``(H, W, 3)`` RGB, uint8 for ``bits`` 8, else uint16."""
     try:
         with av.open(str(path)) as container:
             frame = next(container.decode(video=0), None)
@@ -104,7 +102,7 @@ def read_png(path: Path) -> np.ndarray:
         raise VideoError(path, f"not a PNG image: {reason(e)}") from e
     if frame is None:
         raise VideoError(path, "not a PNG image: no picture in it")
-    return to_rgb(frame)
+    return to_rgb(frame, bits)
 
 
 def reason(error: Exception) -> str:

@@ -1,12 +1,13 @@
 """Reading: :func:`probe` a video file or PNG frame folder, :func:`count_frames`, and :func:`read_frames`
-one at a time, a range of them by seeking to the keyframe before it; :class:`Tally` checks that a video
-stream holds what its container promises (:func:`promised_length`)."""
+one at a time (at 8 or 16 bits, deinterlaced on request), a range of them by seeking to the keyframe
+before it; :class:`Tally` checks that a video stream holds what its container promises
+(:func:`promised_length`)."""
 
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +26,7 @@ from satecco.video.formats import (
     to_rgb,
     video_stream,
 )
+from satecco.video.picture import Picture, picture_of
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class VideoInfo:
     frame_rate: Fraction
     has_audio: bool
     codec: str
+    picture: Picture = Picture()  # bit depth, colour tags, SAR, display matrix, interlacing
 
 
 def probe(path) -> VideoInfo:
@@ -51,7 +54,9 @@ def probe(path) -> VideoInfo:
     if path.is_dir():
         files = frame_files(path)
         first = read_png(files[0])
-        return VideoInfo(str(path), first.shape[1], first.shape[0], len(files), FOLDER_FRAME_RATE, False, "png")
+        bits = 16 if _png_bits(files[0]) > 8 else 8
+        return VideoInfo(str(path), first.shape[1], first.shape[0], len(files), FOLDER_FRAME_RATE, False, "png",
+                         Picture(bits=bits))
     with open_input(path) as container:
         stream = video_stream(container, path)
         try:
@@ -68,7 +73,15 @@ def probe(path) -> VideoInfo:
             frame_rate=frame_rate_of(stream, path),
             has_audio=len(container.streams.audio) > 0,
             codec=stream.codec_context.name,
+            picture=picture_of(stream, first),
         )
+
+
+def _png_bits(path: Path) -> int:
+    """The bit depth of a PNG file's samples (its IHDR chunk)."""
+    with open(path, "rb") as file:
+        header = file.read(25)
+    return header[24] if len(header) == 25 else 8
 
 
 def count_frames(path, info: VideoInfo | None = None) -> int:
@@ -96,8 +109,13 @@ def count_frames(path, info: VideoInfo | None = None) -> int:
     return packets
 
 
-def read_frames(path, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
-    """Yield the frames of a video file or PNG frame folder one at a time, each ``(H, W, 3)`` uint8 RGB.
+def read_frames(path, start: int = 0, stop: int | None = None, bits: int = 8,
+                deinterlace: bool = False) -> Iterator[np.ndarray]:
+    """Yield the frames of a video file or PNG frame folder one at a time, each ``(H, W, 3)`` RGB:
+    ``uint8`` for ``bits`` 8, else ``uint16`` (16 bits, FFmpeg's ``rgb48``; see :mod:`satecco.video.picture`).
+    ``deinterlace``: each frame goes through FFmpeg's ``bwdif`` (one frame out per frame in), which
+    reads its two neighbours; a range read decodes one frame more on each side, so that it gives the
+    frames a whole read gives.
 
     With ``start``/``stop``, only the frames with index in ``[start, stop)`` are yielded, where a frame's
     index is its position in the decoded video (0-based): the frames of
@@ -120,7 +138,52 @@ def read_frames(path, start: int = 0, stop: int | None = None) -> Iterator[np.nd
     stop = None if stop is None else operator.index(stop)
     if start < 0 or (stop is not None and stop < 0):
         raise ValueError(f"start and stop must be frame indices >= 0; got start={start!r}, stop={stop!r}")
-    return _read_frames(Path(path), start, stop)
+    path = Path(path)
+    if path.is_dir():
+        return _read_folder(path, start, stop, bits)
+    if not deinterlace:
+        return (to_rgb(frame, bits) for frame in _read_frames(path, start, stop))
+    return (to_rgb(frame, bits) for frame in _deinterlaced(path, start, stop))
+
+
+def _deinterlaced(path: Path, start: int, stop: int | None) -> Iterator:
+    """Decoded frames ``[start, stop)`` of ``path`` through ``bwdif``, from frames ``[start - 1, stop + 1)``."""
+    if stop is not None and stop <= start:
+        return
+    first = max(start - 1, 0)
+    frames = _read_frames(path, first, None if stop is None else stop + 1)
+    for index, frame in enumerate(bwdif(frames), first):
+        if index >= start and (stop is None or index < stop):
+            yield frame
+
+
+def bwdif(frames: Iterable) -> Iterator:
+    """FFmpeg's ``bwdif`` deinterlacer (``send_frame``: one frame out per frame in, every frame
+    deinterlaced) over decoded ``av.VideoFrame`` s; a filter graph is FFmpeg's own, nothing by hand."""
+    graph = sink = None
+    for frame in _then_none(iter(frames)):
+        if graph is None:
+            if frame is None:
+                return
+            graph = av.filter.Graph()
+            source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
+                                      time_base=frame.time_base or Fraction(1, 1000))
+            filtered = graph.add("bwdif", "mode=send_frame:parity=auto:deint=all")
+            sink = graph.add("buffersink")
+            source.link_to(filtered)
+            filtered.link_to(sink)
+            graph.configure()
+        graph.push(frame)
+        while True:
+            try:
+                yield graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                break
+
+
+def _then_none(frames: Iterator) -> Iterator:
+    yield from frames
+    yield None
 
 
 # How many frames before ``start`` a range read seeks to, in turn, while the seek lands after ``start``
@@ -130,11 +193,9 @@ def read_frames(path, start: int = 0, stop: int | None = None) -> Iterator[np.nd
 _SEEK_BACK = (0, 16, 64, 256, 1024, 4096)
 
 
-def _read_frames(path: Path, start: int, stop: int | None) -> Iterator[np.ndarray]:
+def _read_frames(path: Path, start: int, stop: int | None) -> Iterator:
+    """Decoded ``av.VideoFrame`` s ``[start, stop)`` of a video file."""
     if stop is not None and stop <= start:
-        return
-    if path.is_dir():
-        yield from _read_folder(path, start, stop)
         return
     for back in _SEEK_BACK:
         if start == 0 or back > start:
@@ -148,13 +209,15 @@ def _read_frames(path: Path, start: int, stop: int | None) -> Iterator[np.ndarra
     yield from _read_video(path, start, stop, seek_back=None)
 
 
-def _read_folder(folder: Path, start: int, stop: int | None) -> Iterator[np.ndarray]:
+def _read_folder(folder: Path, start: int, stop: int | None, bits: int) -> Iterator[np.ndarray]:
+    if stop is not None and stop <= start:
+        return
     files = frame_files(folder)
     if 0 < len(files) <= start:
         raise VideoError(folder, f"cannot start at frame {start}: the folder holds {len(files)} frames")
     first = read_png(files[0]).shape if start > 0 else None  # every frame must match frame 0
     for file in files[start:stop]:
-        frame = read_png(file)
+        frame = read_png(file, bits)
         if first is None:
             first = frame.shape
         elif frame.shape != first:
@@ -218,7 +281,7 @@ class Tally:
                                    f"promises {float(promised_end):.3f} s")
 
 
-def _read_video(path: Path, start: int, stop: int | None, seek_back: int | None) -> Iterator[np.ndarray]:
+def _read_video(path: Path, start: int, stop: int | None, seek_back: int | None) -> Iterator:
     """Frames ``[start, stop)`` of a video file, decoded from its beginning (``seek_back=None``) or from
     the keyframe at or before frame ``start - seek_back``. After a seek, raises :class:`_SeekMiss` (before
     yielding anything) where the frames' timestamps do not give their indices."""
@@ -248,7 +311,7 @@ def _read_video(path: Path, start: int, stop: int | None, seek_back: int | None)
                             raise _SeekMiss(late=True)
                         index = at
                     if index >= start:
-                        yield to_rgb(frame)
+                        yield frame
                     index += 1
                     if stop is not None and index >= stop:
                         return  # the rest of the file is neither read nor checked

@@ -1,5 +1,6 @@
-"""Writing: :class:`VideoWriter` encodes frames to a file or PNG folder atomically, and
-:class:`AudioCopy` copies a source's audio into an output packet for packet."""
+"""Writing: :class:`VideoWriter` encodes frames to a file or PNG folder atomically, at 8 or more bits,
+with the colour tags it is given. What a source carries besides pixels joins the output when its parts
+are joined (:mod:`satecco.video.concat`, :mod:`satecco.video.streams`)."""
 
 from __future__ import annotations
 
@@ -12,20 +13,26 @@ import numpy as np
 
 from satecco.errors import VideoError
 from satecco.storage import atomic_output
-from satecco.video.formats import check_target, open_input, reason
+from satecco.video.formats import check_target, reason
+from satecco.video.picture import CODEC_BITS, UNTAGGED, Colour, rgb_format, yuv_tags
 
 
 class VideoWriter:
-    """Encode ``(H, W, 3)`` uint8 RGB frames to ``path``; a context manager.
+    """Encode ``(H, W, 3)`` RGB frames to ``path``; a context manager.
 
     Codecs: ``"h264"`` (``.mp4``, libx264 at ``crf``, yuv420p, or yuv444p when width or height is odd
     since 4:2:0 needs even sizes; yuv444p plays in ffmpeg-based players but not in most browsers),
     ``"ffv1"`` (``.mkv``, lossless bgr0, bit-exact RGB round trip; version 3 with slice CRCs, the archival
     setting, though FFmpeg's decoder only logs a CRC mismatch) and ``"png"`` (a folder of ``000000.png``, ``000001.png``, ...).
 
+    ``bits``: 8 takes uint8 frames; more takes uint16 frames (all 16 bits used) and writes h264 at 10
+    bits (``yuv420p10le``, High 10), ffv1 as ``gbrp<bits>le`` and png at 16 bits. ``colour``: the
+    source's tags (:class:`~satecco.video.picture.Colour`); h264 converts RGB to YUV with the source's
+    matrix and range and writes its tags (BT.709 limited range for untagged sources); ffv1 and png keep
+    RGB and the primaries and transfer tags.
+
     Frame ``i`` gets ``pts = i`` in time base ``1 / frame_rate``, so the output has exactly the frame rate
-    and frame count it was given. With ``audio_from``, the first audio stream of that file (if it has one)
-    is copied packet for packet, not re-encoded, interleaved with the video as it is written.
+    and frame count it was given.
 
     Nothing appears at ``path`` until :meth:`close` succeeds: the output is written to a hidden partial
     file (or folder) in the same folder and moved into place with :func:`os.replace` (see
@@ -34,9 +41,11 @@ class VideoWriter:
     """
 
     def __init__(self, path, width: int, height: int, frame_rate: Fraction, codec: str = "h264",
-                 crf: int = 18, audio_from: str | None = None):
+                 crf: int = 18, bits: int = 8, colour: Colour = UNTAGGED):
         self.path = Path(path)
-        container_format, pix_fmt = check_target(self.path, codec, audio_from)
+        container_format, pix_fmt = check_target(self.path, codec)
+        if not 8 <= bits <= CODEC_BITS.get(codec, 16):
+            raise ValueError(f"codec {codec!r} writes 8 to {CODEC_BITS.get(codec, 16)} bits; got bits={bits!r}")
         if isinstance(frame_rate, (float, bool)):
             raise ValueError(f"frame_rate must be exact (a Fraction or int, e.g. Fraction(30000, 1001)); "
                              f"got {frame_rate!r}")
@@ -47,10 +56,12 @@ class VideoWriter:
         self.frame_rate = Fraction(frame_rate)
         if self.frame_rate <= 0:
             raise ValueError(f"frame_rate must be positive; got {frame_rate!r}")
-        self.width, self.height, self.codec = int(width), int(height), codec
+        self.width, self.height, self.codec, self.bits = int(width), int(height), codec, bits
+        self.dtype = np.uint8 if bits <= 8 else np.uint16
         self.frames_written = 0
         self._closed = False
-        self._out = self._audio = None
+        self._out = None
+        self._yuv = None  # h264: the matrix and range names RGB is converted with
         self._atomic = contextlib.ExitStack()  # closing it moves the partial output to ``path``
         self._tmp = self._atomic.enter_context(atomic_output(self.path))
         try:
@@ -58,41 +69,53 @@ class VideoWriter:
                 self._tmp.mkdir()
                 self._encoder = av.CodecContext.create("png", "w")
                 self._encoder.time_base = 1 / self.frame_rate
+                pix_fmt = "rgb24" if bits <= 8 else "rgb48be"
+                cc = self._encoder
             else:
                 options = {"movflags": "+faststart"} if codec == "h264" else {}
                 self._out = av.open(str(self._tmp), "w", format=container_format, options=options)
                 if codec == "h264":
-                    if self.width % 2 or self.height % 2:
-                        pix_fmt = "yuv444p"
+                    pix_fmt = ("yuv444p" if self.width % 2 or self.height % 2 else "yuv420p") + \
+                        ("10le" if bits > 8 else "")
                     self._encoder = self._out.add_stream("libx264", rate=self.frame_rate, options={"crf": str(crf)})
-                    cc = self._encoder.codec_context
-                    # Tags written to the h264 stream: AVCOL_SPC_BT709, AVCOL_RANGE_MPEG (limited),
-                    # AVCOL_PRI_BT709, AVCOL_TRC_BT709 are all 1 in FFmpeg's enums.
-                    cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 1, 1, 1, 1
                 else:
+                    pix_fmt = "bgr0" if bits <= 8 else f"gbrp{bits}le"
                     self._encoder = self._out.add_stream("ffv1", rate=self.frame_rate,
                                                          options={"level": "3", "slicecrc": "1"})
                 self._encoder.time_base = 1 / self.frame_rate
                 self._encoder.codec_context.time_base = 1 / self.frame_rate
+                cc = self._encoder.codec_context
             self._encoder.width, self._encoder.height, self._encoder.pix_fmt = self.width, self.height, pix_fmt
-            if audio_from is not None:
-                self._audio = AudioCopy(Path(audio_from), self._out, codec)
+            self._tag(cc, Colour(*colour))
         except BaseException:
             self.abort()
             raise
 
+    def _tag(self, cc, colour: Colour) -> None:
+        """Write the colour tags (and, for h264, choose the RGB -> YUV conversion) from ``colour``."""
+        if self.codec == "h264":
+            matrix, full, tags = yuv_tags(colour)
+            self._yuv = (matrix, full)
+            cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = tags
+        else:  # RGB stays RGB: only what the numbers mean is tagged
+            if colour.primaries not in (0, 2):
+                cc.color_primaries = colour.primaries
+            if colour.transfer not in (0, 2):
+                cc.color_trc = colour.transfer
+
     def write(self, frame: np.ndarray) -> None:
-        """Append one frame, ``(H, W, 3)`` uint8 RGB with the writer's height and width."""
+        """Append one frame, ``(H, W, 3)`` RGB with the writer's height and width, uint8 (8 bits) or
+        uint16 (more)."""
         if self._closed:
             raise RuntimeError(f"VideoWriter for {str(self.path)!r} is closed")
         frame = np.asarray(frame)
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
-            raise ValueError(f"frame must be ({self.height}, {self.width}, 3) uint8 RGB; "
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != self.dtype:
+            raise ValueError(f"frame must be ({self.height}, {self.width}, 3) {np.dtype(self.dtype).name} RGB; "
                              f"got shape {frame.shape} {frame.dtype}")
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        if self.codec == "h264":
-            video_frame = video_frame.reformat(format=self._encoder.pix_fmt, dst_colorspace="ITU709",
-                                               dst_color_range="MPEG")
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=rgb_format(self.bits))
+        if self._yuv is not None:
+            video_frame = video_frame.reformat(format=self._encoder.pix_fmt, dst_colorspace=self._yuv[0],
+                                               dst_color_range=self._yuv[1])
         video_frame.pts = self.frames_written
         video_frame.time_base = 1 / self.frame_rate
         try:
@@ -101,27 +124,24 @@ class VideoWriter:
                     (self._tmp / f"{self.frames_written:06d}.png").write_bytes(bytes(packet))
             else:
                 self._out.mux(self._encoder.encode(video_frame))
-                if self._audio is not None:
-                    self._audio.mux_until((self.frames_written + 1) / self.frame_rate)
         except av.FFmpegError as e:
             raise VideoError(self.path, f"encode error at frame {self.frames_written}: {reason(e)}") from e
         self.frames_written += 1
 
     def close(self) -> None:
-        """Flush the encoder, copy the rest of the audio, and move the finished output to ``path``."""
+        """Flush the encoder and move the finished output to ``path``."""
         if self._closed:
             return
         try:
             if self.frames_written == 0:
                 raise VideoError(self.path, "no frames were written; nothing saved")
             if self._out is not None:
-                finish_output(self._out, self.path, self._audio, self._encoder)
+                finish_output(self._out, self.path, encoder=self._encoder)
                 self._out = None
             self._atomic.close()
         except BaseException:
             self.abort()
             raise
-        self._close_audio_source()
         self._closed = True
 
     def abort(self) -> None:
@@ -130,14 +150,8 @@ class VideoWriter:
         if self._out is not None:
             discard_output(self._out)
             self._out = None
-        self._close_audio_source()
         with contextlib.suppress(_Aborted), self._atomic:
             raise _Aborted  # atomic_output deletes the partial output when its block ends in an exception
-
-    def _close_audio_source(self) -> None:
-        if self._audio is not None:
-            self._audio.close()
-            self._audio = None
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -153,57 +167,15 @@ class _Aborted(Exception):
     """Raised in the atomic output's block by :meth:`VideoWriter.abort`: it deletes the partial output."""
 
 
-class AudioCopy:
-    """Copies the first audio stream of ``source`` into the output container ``out``, packet for packet
-    (no re-encoding), interleaved with the video by time. Without an audio stream in ``source`` it copies
-    nothing. ``codec`` names the output in the error for an audio codec the container cannot hold."""
-
-    def __init__(self, source: Path, out, codec: str):
-        self._source = open_input(source)
-        self._packets = self._pending = None
-        if not self._source.streams.audio:
-            self.close()
-            return
-        template = self._source.streams.audio[0]
-        try:
-            self._stream = out.add_stream_from_template(template)
-        except ValueError as e:  # the container cannot hold this audio codec (e.g. pcm in mp4)
-            self.close()
-            raise VideoError(source, f"cannot copy its audio into {codec}: {e}") from e
-        self._out = out
-        self._packets = (p for p in self._source.demux(template) if p.size and p.dts is not None)
-
-    def mux_until(self, seconds: Fraction | None) -> None:
-        """Mux the source's audio packets that start before ``seconds`` (all the rest for None)."""
-        while self._packets is not None:
-            if self._pending is None:
-                self._pending = next(self._packets, None)
-                if self._pending is None:
-                    self._packets = None
-                    return
-            packet = self._pending
-            start = (packet.pts if packet.pts is not None else packet.dts) * packet.time_base
-            if seconds is not None and start >= seconds:
-                return
-            packet.stream = self._stream
-            self._out.mux(packet)
-            self._pending = None
-
-    def close(self) -> None:
-        self._packets = self._pending = None
-        if self._source is not None:
-            self._source.close()
-            self._source = None
-
-
-def finish_output(out, path: Path, audio: AudioCopy | None = None, encoder=None) -> None:
-    """Flush ``encoder`` into the output container ``out``, copy the rest of ``audio``, and close ``out``;
-    an FFmpeg failure raises :class:`VideoError` naming ``path``."""
+def finish_output(out, path: Path, carried=None, encoder=None) -> None:
+    """Flush ``encoder`` into the output container ``out``, mux the rest of ``carried`` (a
+    :class:`~satecco.video.streams.Carried`), and close ``out``; an FFmpeg failure raises
+    :class:`VideoError` naming ``path``."""
     try:
         if encoder is not None:
             out.mux(encoder.encode(None))
-        if audio is not None:
-            audio.mux_until(None)
+        if carried is not None:
+            carried.mux_until(None)
         out.close()
     except av.FFmpegError as e:
         raise VideoError(path, f"cannot finish writing: {reason(e)}") from e

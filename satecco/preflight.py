@@ -1,0 +1,88 @@
+"""The preflight: what each input needs and keeps, decided from its headers and first frame before any
+model work, in both engines and in ``satecco probe``.
+
+An input is refused (one line naming it) when its output would lose something that matters and no
+setting says that is fine: bits the codec cannot store (``--allow-8bit`` accepts it), a non-square
+sample aspect ratio in an output that cannot tag it, an audio or subtitle stream the output's container
+cannot hold in any faithful form. Everything else it carries is kept, transcoded or dropped as
+:func:`~satecco.video.streams.plan_streams` decides, and each transcoded or dropped stream becomes a
+note in the run report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from satecco.errors import VideoError
+from satecco.inputs import VideoSettings
+from satecco.video.formats import open_input
+from satecco.video.picture import Encoding, Picture, encoding_for
+from satecco.video.read import VideoInfo, count_frames, probe
+from satecco.video.streams import StreamPlan, plan_streams
+
+#: Output codecs that tag a non-square sample aspect ratio (h264's VUI and the mp4 ``pasp`` box). PyAV
+#: 18 sets no stream-level aspect ratio, which is all Matroska reads for FFV1; PNG folders have none.
+SAR_CODECS = ("h264",)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One input, ready: its frame count and rate, how its frames are read (``deinterlace``) and written
+    (``encoding``), what becomes of its other streams, and notes about its pictures."""
+
+    frames: int
+    frame_rate: Fraction
+    encoding: Encoding
+    deinterlace: bool
+    streams: tuple[StreamPlan, ...] = ()
+    picture_notes: tuple[str, ...] = ()
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """For the report: each stream transcoded or dropped, then the notes about the pictures."""
+        return tuple(plan.describe() for plan in self.streams if plan.action != "copy") + self.picture_notes
+
+
+def prepare(local: str | Path, settings: VideoSettings, info: VideoInfo | None = None) -> Prepared:
+    """The :class:`Prepared` of the local file or frame folder ``local``. Raises :class:`VideoError`
+    naming ``local`` where it cannot be read or its output would lose something (the caller names the
+    input as the user gave it)."""
+    local = Path(local)
+    info = info or probe(local)
+    picture = info.picture
+    try:
+        encoding = encoding_for(picture, settings.codec, settings.crf, settings.allow_fewer_bits)
+        plans = _stream_plans(local, settings.codec)
+    except ValueError as error:
+        raise VideoError(local, f"refused: {error}") from error
+    if picture.sar and settings.codec not in SAR_CODECS:
+        raise VideoError(local, f"refused: its sample aspect ratio {picture.sar} (non-square pixels) cannot be "
+                                f"tagged in a {settings.codec} output; use --codec h264 (--crf 0 for near-lossless)")
+    deinterlace = settings.deinterlace == "on" or (settings.deinterlace == "auto" and picture.interlaced)
+    notes = _picture_notes(picture, settings.codec, deinterlace)
+    if encoding.bits < picture.bits and picture.bits > 8:
+        notes.append(f"{picture.bits}-bit samples written at {encoding.bits} bits (--allow-8bit)")
+    return Prepared(count_frames(local, info), info.frame_rate, encoding, deinterlace, tuple(plans), tuple(notes))
+
+
+def _stream_plans(local: Path, codec: str) -> list[StreamPlan]:
+    if local.is_dir():
+        return []
+    with open_input(local) as container:
+        return plan_streams(container, codec)
+
+
+def _picture_notes(picture: Picture, codec: str, deinterlace: bool) -> list[str]:
+    notes = []
+    if deinterlace:
+        notes.append("deinterlaced (bwdif, one frame per frame)" if picture.interlaced
+                     else "deinterlaced (bwdif) though not flagged interlaced (--deinterlace on)")
+    elif picture.interlaced:
+        notes.append("interlaced, left as it is (--deinterlace off): combing is upscaled too")
+    if codec == "png" and picture.display_matrix:
+        notes.append("a png frame folder cannot hold the display matrix (rotation): frames stay as stored")
+    if picture.hdr:
+        notes.append(f"HDR ({picture.hdr}) tags kept; the model sees the {picture.hdr} code values as they are")
+    return notes
