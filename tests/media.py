@@ -81,3 +81,66 @@ def textured_frames(n=12, size=64):
         base = 0.5 + 0.25 * np.sin(u / 2.1) * np.cos(v / 3.3) + 0.2 * np.sin((u + v) / 1.7)
         frames.append((np.stack([base, base ** 2, 1 - base], axis=-1).clip(0, 1) * 255).astype(np.uint8))
     return frames
+
+
+def _tone(out, stream, seconds, rate=8000):
+    """``seconds`` of a quiet tone on the mono or stereo audio ``stream``."""
+    channels = stream.codec_context.channels
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (3000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    frame = av.AudioFrame.from_ndarray(np.tile(samples, (1, channels)) if channels > 1 else samples[None],
+                                       format="s16", layout="stereo" if channels > 1 else "mono")
+    frame.sample_rate, frame.pts = rate, 0
+    out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+
+
+def archive_mkv(path, n=12, height=32, width=48, sar=None, rotation=None, times_ms=None, pix_fmt="yuv420p",
+                codec="libx264", colour=None, interlaced=False, frames=None):
+    """A Matroska file as archives hold them, made with PyAV: ``n`` drifting frames (``times_ms``: their
+    timestamps, for variable timing; default 25 fps), a sample aspect ratio, a display rotation, two
+    audio tracks (PCM "eng" "Main", FLAC "fra" "Commentary"), a SubRip track ("deu"), two chapters, a
+    title and a comment. ``colour``: (primaries, transfer, matrix, range) tags; ``interlaced``: x264
+    codes fields, top first; ``frames``: the pictures, uint8 RGB (default: drifting ramps)."""
+    times_ms = times_ms or [40 * i for i in range(n)]
+    with av.open(str(path), "w", format="matroska") as out:
+        out.metadata.update({"title": "Reel 7", "comment": "digitised 1998"})
+        options = {"x264-params": "interlaced=1:tff=1"} if interlaced else {}
+        video = out.add_stream(codec, rate=25, options=options)
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        video.codec_context.time_base = Fraction(1, 1000)
+        video.time_base = Fraction(1, 1000)
+        if sar:
+            video.codec_context.sample_aspect_ratio = sar
+        if rotation is not None:
+            video.set_display_rotation(rotation)
+        if colour:
+            cc = video.codec_context
+            cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = colour
+        main = out.add_stream("pcm_s16le", rate=8000, layout="stereo")
+        commentary = out.add_stream("flac", rate=8000, layout="mono")
+        for track, language, title in ((main, "eng", "Main"), (commentary, "fra", "Commentary")):
+            track.metadata.update({"language": language, "title": title})
+        subtitles = out.add_mux_stream("subrip")
+        subtitles.metadata["language"] = "deu"
+        subtitles.time_base = Fraction(1, 1000)
+        out.set_chapters([{"id": 1, "start": 0, "end": times_ms[n // 2], "time_base": Fraction(1, 1000),
+                           "metadata": {"title": "Opening"}},
+                          {"id": 2, "start": times_ms[n // 2], "end": times_ms[-1] + 40,
+                           "time_base": Fraction(1, 1000), "metadata": {"title": "Street"}}])
+        deep = "10" in pix_fmt or "12" in pix_fmt
+        frames = moving_frames(n, height, width) if frames is None else frames
+        for i, (frame, ms) in enumerate(zip(frames, times_ms, strict=True)):
+            picture = av.VideoFrame.from_ndarray(frame.astype(np.uint16) * 257 if deep else frame,
+                                                 format="rgb48le" if deep else "rgb24")
+            picture.pts = ms
+            out.mux(video.encode(picture))
+            if i in (1, n // 2):
+                cue = av.Packet(f"Line {i}".encode())
+                cue.pts = cue.dts = ms
+                cue.duration, cue.time_base, cue.stream = 200, Fraction(1, 1000), subtitles
+                out.mux(cue)
+        out.mux(video.encode(None))
+        for track in (main, commentary):
+            _tone(out, track, (times_ms[-1] + 40) / 1000)
+    return path
