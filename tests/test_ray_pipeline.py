@@ -12,10 +12,11 @@ import threading
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from conftest import ray_workers
-from media import NTSC, audio_packets, plain_pyav_mp4
+from media import NTSC, archive_mkv, audio_packets, plain_pyav_mp4
 
 from satecco.build import build_pipeline
 from satecco.engine_local import upscale_locally
@@ -190,3 +191,27 @@ def test_ray_engine_honours_the_method(method, clips, tmp_path):
     assert results[0].status == "ok"
     expected = np.stack(list(read_frames(local[0].output)))
     assert_same_video(results[0].output, expected)
+
+
+def test_ray_engine_keeps_what_the_local_engine_keeps(tmp_path):
+    """Variable timing, rotation, every stream, a 10-bit HDR source and an interlaced one, cut into
+    several segments and joined: the Ray engine's outputs equal the local engine's, streams and
+    timestamps included."""
+    clips = [str(archive_mkv(tmp_path / "reel.mkv", n=14, rotation=90,
+                             times_ms=[0, 40, 80, 200, 240, 250, 260, 400, 440, 480, 600, 640, 680, 720])),
+             str(archive_mkv(tmp_path / "hdr.mkv", n=8, pix_fmt="yuv420p10le", colour=(9, 16, 9, 1))),
+             str(archive_mkv(tmp_path / "tv.mkv", n=9, interlaced=True))]
+    spec = ModelSpec(preset="tiny", method="bicubic")
+    settings = VideoSettings(codec="ffv1", window=3, window_overlap=0)
+    local = upscale_locally(clips, tmp_path / "local", build_pipeline(spec), settings, progress=False)
+    ray = upscale_on_ray(clips, tmp_path / "ray", spec, settings, FUSED, progress=False)
+    assert [r.status for r in ray] == [r.status for r in local] == ["ok"] * 3
+    assert [r.notes for r in ray] == [r.notes for r in local]
+    for a, b in zip(local, ray, strict=True):
+        np.testing.assert_array_equal(np.stack(list(read_frames(a.output, bits=16))),
+                                      np.stack(list(read_frames(b.output, bits=16))))
+        with av.open(a.output) as one, av.open(b.output) as other:
+            assert [(s.type, s.codec_context.name, dict(s.metadata)) for s in one.streams] == \
+                [(s.type, s.codec_context.name, dict(s.metadata)) for s in other.streams]
+            assert one.chapters() == other.chapters()
+            assert [f.time for f in one.decode(video=0)] == [f.time for f in other.decode(video=0)]

@@ -115,3 +115,23 @@ def test_bad_writer_arguments_raise_value_error_quoting_them(tmp_path):
 
 def test_output_suffix():
     assert (output_suffix("h264"), output_suffix("ffv1"), output_suffix("png")) == (".mp4", ".mkv", "")
+
+
+@pytest.mark.parametrize("codec, bits", [("ffv1", 10), ("ffv1", 16), ("png", 16)])
+def test_deep_frames_round_trip_at_their_depth(tmp_path, codec, bits):
+    """uint16 frames whose values a ``bits``-deep file holds exactly come back bit for bit."""
+    rng = np.random.default_rng(3)
+    levels = rng.integers(0, 1 << bits, (4, 24, 32, 3))
+    frames = (levels << (16 - bits) | levels >> (2 * bits - 16)) if bits < 16 else levels  # FFmpeg's expansion
+    frames = frames.astype(np.uint16)
+    path = tmp_path / f"deep{output_suffix(codec)}"
+    with VideoWriter(path, 32, 24, NTSC, codec=codec, bits=bits) as writer:
+        for frame in frames:
+            writer.write(frame)
+    np.testing.assert_array_equal(np.stack(list(read_frames(path, bits=16))), frames)
+    with pytest.raises(ValueError, match="uint16"), \
+            VideoWriter(tmp_path / "other.mkv", 32, 24, NTSC, codec="ffv1", bits=10) as writer:
+        writer.write(frames[0].astype(np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # nothing half-written left
+    with pytest.raises(ValueError, match="8 to 10 bits"):
+        VideoWriter(tmp_path / "deep.mp4", 32, 24, NTSC, codec="h264", bits=12)
