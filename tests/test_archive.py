@@ -10,12 +10,13 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from media import archive_mkv, moving_frames
+from media import archive_mkv, moving_frames, plain_pyav_mp4
 
 from satecco.cli import main
 from satecco.inputs import REPORT, VideoSettings
 from satecco.preflight import prepare
 from satecco.video.read import read_frames
+from satecco.video.streams import plan_streams
 
 VFR_MS = [0, 40, 80, 200, 240, 250, 260, 400, 440, 480, 600, 640]
 
@@ -148,3 +149,71 @@ def test_interlaced_sources_are_deinterlaced_and_range_reads_agree(tmp_path):
     progressive = archive_mkv(tmp_path / "film.mkv", n=4)
     assert not prepare(progressive, VideoSettings()).deinterlace
     assert prepare(progressive, VideoSettings(deinterlace="on")).deinterlace
+
+
+def no_frames(path):
+    """A Matroska file with a video stream and no frame in it."""
+    with av.open(str(path), "w", format="matroska") as out:
+        video = out.add_stream("ffv1", rate=25)
+        video.width, video.height, video.pix_fmt = 16, 16, "bgr0"
+        out.start_encoding()  # the header, and nothing after it
+    return path
+
+
+def test_odd_inputs_each_get_a_clear_answer(tmp_path, capsys):
+    """Zero and one frame, tiny odd sizes, 4:4:4, grey, a unicode path, an unknown suffix, and a manifest
+    entry that points outside its folder, through the real tiny model (one step)."""
+    frames = moving_frames(3, 16, 16)
+    made = {
+        "zero.mkv": no_frames(tmp_path / "zero.mkv"),
+        "one.mkv": archive_mkv(tmp_path / "one.mkv", n=1, height=8, width=8, codec="ffv1", pix_fmt="bgr0"),
+        "tiny.mkv": archive_mkv(tmp_path / "tiny.mkv", n=2, height=3, width=5, codec="ffv1", pix_fmt="bgr0"),
+        "chroma.mkv": archive_mkv(tmp_path / "chroma.mkv", n=3, height=16, width=16, pix_fmt="yuv444p",
+                                  frames=frames),
+        "grey.mkv": archive_mkv(tmp_path / "grey.mkv", n=3, height=16, width=16, codec="ffv1", pix_fmt="gray"),
+        "café 東京.mkv": archive_mkv(tmp_path / "café 東京.mkv", n=2, height=8, width=8),
+        "reel.data": archive_mkv(tmp_path / "reel.data", n=2, height=8, width=8),
+        "silent.mp4": plain_pyav_mp4(tmp_path / "silent.mp4", n=2, height=8, width=8),
+    }
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    manifest_folder = tmp_path / "lists"
+    manifest_folder.mkdir()
+    archive_mkv(elsewhere / "far.mkv", n=2, height=8, width=8)
+    (manifest_folder / "list.csv").write_text("path\n../elsewhere/far.mkv\n")
+    out = tmp_path / "out"
+    code = main(["upscale", *map(str, made.values()), str(manifest_folder / "list.csv"), "-o", str(out),
+                 "--engine", "local", "--steps", "1", "--no-progress"])
+    assert code == 1
+    assert f"{made['zero.mkv']}: not a video file: End of file" in capsys.readouterr().err
+    rows = report(out)
+    assert [rows[str(p)]["status"] for p in made.values()] == ["failed"] + ["ok"] * 7
+    for name, frames_in, size in [("one", 1, (32, 32)), ("tiny", 2, (20, 12)), ("chroma", 3, (64, 64)),
+                                  ("grey", 3, (64, 64)), ("café 東京", 2, (32, 32)), ("reel", 2, (32, 32)),
+                                  ("far", 2, (32, 32)), ("silent", 2, (32, 32))]:
+        written = np.stack(list(read_frames(out / f"{name}.mp4")))
+        assert written.shape == (frames_in, size[1], size[0], 3), name
+    grey = np.stack(list(read_frames(out / "grey.mp4"))).astype(int)
+    assert np.abs(grey[..., 0] - grey[..., 1]).max() <= 3  # grey stays grey (within 4:2:0 rounding)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["one.mp4", "tiny.mp4", "chroma.mp4", "grey.mp4", "café 東京.mp4", "reel.mp4", "far.mp4", "silent.mp4",
+         REPORT])
+    assert streams(out / "silent.mp4") == [] and len(streams(out / "reel.mp4")) == 3
+
+
+def test_streams_no_output_form_keeps_are_refused_and_data_is_dropped_with_a_note(tmp_path):
+    path = tmp_path / "disc.mkv"
+    with av.open(str(path), "w", format="matroska") as out:
+        video = out.add_stream("ffv1", rate=25)
+        video.width, video.height, video.pix_fmt = 16, 16, "bgr0"
+        out.add_mux_stream("dvd_subtitle").metadata["language"] = "spa"
+        out.add_attachment("font.ttf", "font/ttf", b"not really a font")
+        frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+        out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    with av.open(str(path)) as container:
+        with pytest.raises(ValueError, match=r"subtitle #1 \(dvdsub\) cannot go into .mp4; use --codec ffv1"):
+            plan_streams(container, "h264")
+        kept = plan_streams(container, "ffv1")
+        assert [(p.kind, p.action) for p in kept][0] == ("subtitle", "copy")
+        assert all(p.action == "drop" and "png frame folder" in p.why for p in plan_streams(container, "png"))

@@ -57,6 +57,7 @@ import numpy as np
 from satecco.pipelines.stages import join_video
 from satecco.segments import JoinPlan, save_share, seam_path
 from satecco.video.read import read_frames
+from satecco.video.picture import Encoding
 from satecco.video.write import VideoWriter
 
 folder = Path(sys.argv[1])
@@ -69,7 +70,12 @@ ones = np.ones((2, 8, 8, 3), np.float32)
 save_share(seam_path(parts[0], "tail"), 10 * ones * [[[[1.0]]], [[[2.0]]]], np.array([1.0, 2.0]))
 save_share(seam_path(parts[1], "head"), 200 * ones * [[[[3.0]]], [[[2.0]]]], np.array([3.0, 2.0]))
 target = folder.parent / "out.mkv"
-assert join_video(JoinPlan("in.mkv", str(target), tuple(parts), (2,), Fraction(25), False, "ffv1", 18)) is None
+source = folder.parent / "in.mkv"  # the source the parts were made from: it gives the timing
+with VideoWriter(source, 2, 2, Fraction(25), codec="ffv1") as writer:
+    for _ in range(8):
+        writer.write(np.zeros((2, 2, 3), np.uint8))
+plan = JoinPlan(str(source), str(target), tuple(parts), (2,), Fraction(25), Encoding("ffv1"))
+assert join_video(plan) is None
 print([int(f[0, 0, 0]) for f in read_frames(target)], folder.exists(), "torch" in sys.modules)
 """
 

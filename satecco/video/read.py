@@ -240,14 +240,17 @@ def promised_length(container, stream) -> tuple[int | None, Fraction | None]:
     mov count their samples) or else the stream's end time in seconds (None where it says neither)."""
     if stream.frames:
         return stream.frames, None
-    if stream.duration:
-        return None, (stream.start_time or 0) * stream.time_base + stream.duration * stream.time_base
-    if "DURATION" in stream.metadata:  # matroska's per-stream tag: the stream's end time, HH:MM:SS.nnnnnnnnn
+    # Matroska's per-stream tag first (the stream's end time, HH:MM:SS.nnnnnnnnn): where a container
+    # states no duration per stream (Matroska), FFmpeg fills ``stream.duration`` with the container's,
+    # which a longer audio or subtitle stream sets.
+    if "DURATION" in stream.metadata:
         try:
             hours, minutes, seconds = stream.metadata["DURATION"].split(":")
             return None, int(hours) * 3600 + int(minutes) * 60 + Fraction(seconds)
         except ValueError:
             return None, None
+    if stream.duration:
+        return None, (stream.start_time or 0) * stream.time_base + stream.duration * stream.time_base
     if len(container.streams) == 1 and container.duration:  # the container's duration is the video's
         return None, Fraction((container.start_time or 0) + container.duration, av.time_base)
     return None, None
