@@ -116,7 +116,8 @@ def _model_spec(options: UpscaleOptions):
                      steps=options.steps, start_step=options.start_step, sampler=options.sampler,
                      device=options.device, dtype=options.dtype, tile=options.tile,
                      tile_overlap=options.tile_overlap, method=options.method,
-                     random_weights=options.random_weights)
+                     random_weights=options.random_weights, beta_schedule=options.beta_schedule,
+                     prediction_type=options.prediction_type)
 
 
 def _video_settings(options: UpscaleOptions):
@@ -192,12 +193,16 @@ def _check_model_files(spec) -> None:
     configs only: the driver never loads the weights themselves)."""
     from satecco.presets import get_preset
 
-    get_preset(spec.preset)
+    preset = get_preset(spec.preset)
     spec.check_weights()
+    spec = spec.with_embedded_default()
     if spec.base_model:
         from satecco.build import check_base_model_folder
+        from satecco.schedule import base_schedule, read_base_schedule
 
         check_base_model_folder(spec.base_model)
+        schedule, source = read_base_schedule(spec.base_model)  # a contradiction is refused before any work
+        base_schedule(preset.diffusion, schedule, spec.diffusion_overrides(), source)
     if spec.weights:
         from satecco.checkpoints import read_weight_configs
 

@@ -31,7 +31,7 @@ from pydantic import (
 
 from satecco.config_files import read_yaml_mapping
 from satecco.evaluate import METRICS
-from satecco.presets import METHODS, PRESETS
+from satecco.presets import BETA_SCHEDULES, METHODS, PREDICTION_TYPES, PRESETS
 from satecco.video.formats import CODECS
 
 #: Keywords of :func:`option` that go to argparse; the rest are pydantic constraints (``ge``, ``le``, ...).
@@ -172,6 +172,11 @@ class UpscaleOptions(BaseModel):
     steps: PositiveInt | None = option(None, "sampling steps (default: the preset's)")
     start_step: NonNegativeInt | None = option(None, "timestep up to which Z is noised (default: the preset's)")
     sampler: Literal["ddim", "dpmpp", "euler"] | None = option(None, "sampler (default: the preset's)")
+    beta_schedule: Literal[BETA_SCHEDULES] | None = option(
+        None, "noise schedule (default: the base model's scheduler/, else the preset's; one that contradicts "
+              "the base model is refused)")
+    prediction_type: Literal[PREDICTION_TYPES] | None = option(
+        None, "what the UNet predicts (default: the base model's scheduler/, else the preset's)")
     seed: int = option(0, "noise seed; the same seed gives the same output")
     tile: PositiveInt | None = option(None, "process frames in LR tiles of PX pixels", metavar="PX")
     tile_overlap: NonNegativeInt = option(16, "LR pixels shared by tiles", metavar="PX")
