@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
-from satecco.baselines import BicubicUpscaler, FramewisePipeline
+from satecco.baselines import BicubicUpscaler, FramewisePipeline, UpscalerPipeline
 from satecco.checkpoints import MODULE_CLASSES, load_weights, read_weight_configs
 from satecco.models.adapters import DecoderAdapters
 from satecco.models.latent_encoder import LatentEncoder
@@ -129,7 +129,8 @@ def build_model(preset: Preset, base_model: str | Path | None = None, weights: s
 
 def build_pipeline(spec: ModelSpec):
     """The pipeline for ``spec`` on this process's device: :class:`SATeCoPipeline` or the baseline that
-    ``spec.method`` names (:mod:`satecco.baselines`). Refuses random weights unless ``spec.random_weights``
+    ``spec.method`` names (:mod:`satecco.baselines`), with ``spec``'s ablation switches
+    (:func:`method_pipeline`). Refuses random weights unless ``spec.random_weights``
     (:meth:`~satecco.presets.ModelSpec.check_weights`); the tiny preset fills in the embedded default."""
     spec.check_weights()
     spec = spec.with_embedded_default()
@@ -141,5 +142,22 @@ def build_pipeline(spec: ModelSpec):
                                    diffusion=spec.diffusion_overrides())
     pipeline = SATeCoPipeline(model, diffusion, device=device, dtype=getattr(torch, dtype), tile=spec.tile,
                               tile_overlap=spec.tile_overlap)
-    return FramewisePipeline(pipeline) if spec.method == "framewise" else pipeline
+    return method_pipeline(pipeline, spec)
 
+
+def method_pipeline(pipeline: SATeCoPipeline, spec: ModelSpec):
+    """``pipeline`` as ``spec.method`` runs it, with ``spec``'s inference-time ablations applied to its
+    model (in place): the refiner's ``w`` (``refiner_w``), SFA and TFA switched off in the UNet and/or
+    VAE decoder (``no_sfa``, ``no_tfa``). None of them needs retraining (docs/methods.md)."""
+    model = pipeline.model
+    if spec.refiner_w is not None:
+        model.refiner.register_to_config(weight=float(spec.refiner_w))
+    for network in spec.no_sfa:
+        getattr(model, f"{network}_adapters").sfa_enabled = False
+    for network in spec.no_tfa:
+        getattr(model, f"{network}_adapters").tfa_enabled = False
+    if spec.method == "framewise":
+        return FramewisePipeline(pipeline)
+    if spec.method == "upscaler":
+        return UpscalerPipeline(pipeline)
+    return pipeline

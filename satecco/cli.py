@@ -117,14 +117,17 @@ def _model_spec(options: UpscaleOptions):
                      device=options.device, dtype=options.dtype, tile=options.tile,
                      tile_overlap=options.tile_overlap, method=options.method,
                      random_weights=options.random_weights, beta_schedule=options.beta_schedule,
-                     prediction_type=options.prediction_type)
+                     prediction_type=options.prediction_type, refiner_w=options.refiner_w,
+                     no_sfa=tuple(sorted(set(options.no_sfa or ()))),  # sorted: one fingerprint per choice
+                     no_tfa=tuple(sorted(set(options.no_tfa or ()))))
 
 
 def _video_settings(options: UpscaleOptions):
     from satecco.inputs import VideoSettings
+    from satecco.presets import FRAME_BY_FRAME
 
-    # The baselines' output frames depend on their own input frame only: their windows need no overlap.
-    overlap = options.window_overlap if options.method == "satecco" else 0
+    # These methods' output frames depend on their own input frame only: their windows need no overlap.
+    overlap = 0 if options.method in FRAME_BY_FRAME else options.window_overlap
     return VideoSettings(window=options.window, window_overlap=overlap, seed=options.seed, codec=options.codec,
                          crf=options.crf, suffix=options.suffix, overwrite=options.overwrite)
 

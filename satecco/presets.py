@@ -132,7 +132,13 @@ SD21 = Preset(
 PRESETS = {p.name: p for p in (TINY, SD21)}
 
 #: What ``satecco upscale --method`` runs: SATeCo, or a baseline of :mod:`satecco.baselines`.
-METHODS = ("satecco", "framewise", "bicubic")
+METHODS = ("satecco", "upscaler", "framewise", "bicubic")
+#: The methods whose every output frame depends on its own input frame only (windows need no overlap).
+FRAME_BY_FRAME = ("framewise", "bicubic")
+#: The methods that run no diffusion branch and no refiner (SFA/TFA and ``w`` switches do not apply).
+NO_DIFFUSION = ("upscaler", "bicubic")
+#: The frozen networks whose decoder SFA and TFA adapt (``--no-sfa``/``--no-tfa`` values).
+ADAPTED = ("unet", "vae")
 
 
 def get_preset(name: str) -> Preset:
@@ -165,6 +171,9 @@ class ModelSpec:
     random_weights: bool = False  # a benchmark: networks without trained weights keep random ones
     beta_schedule: str | None = None  # given by the user: must agree with the base model's scheduler/
     prediction_type: str | None = None
+    refiner_w: float | None = None  # the refiner's w (Eq. 5) at inference; None: the trained one
+    no_sfa: tuple[str, ...] = ()  # of ADAPTED: decoders whose SFA is switched off at inference
+    no_tfa: tuple[str, ...] = ()
 
     def diffusion_overrides(self) -> dict:
         """The :class:`DiffusionConfig` fields this spec sets (``None``: the preset's or base model's)."""
@@ -192,3 +201,11 @@ class ModelSpec:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
+        for flag, values in (("--no-sfa", self.no_sfa), ("--no-tfa", self.no_tfa)):
+            if set(values) - set(ADAPTED):
+                raise ValueError(f"{flag} {list(values)}: choose among {list(ADAPTED)}")
+        given = [flag for flag, value in (("--no-sfa", self.no_sfa), ("--no-tfa", self.no_tfa),
+                                          ("--refiner-w", self.refiner_w is not None)) if value]
+        if given and self.method in NO_DIFFUSION:
+            raise ValueError(f"{' and '.join(given)} switch parts of SATeCo's diffusion branch and refiner, "
+                             f"which --method {self.method} does not run")
