@@ -133,6 +133,8 @@ def test_inference_samples_the_base_models_schedule(sd_like_base):
 def test_a_schedule_that_contradicts_the_base_model_is_refused(sd_like_base, tmp_path, capsys):
     from satecco.build import build_model
     from satecco.cli import main
+    from satecco.jobs.loop import build_stage
+    from satecco.training.config import TrainConfig
 
     folder, _ = sd_like_base
     source = folder / "scheduler" / "scheduler_config.json"
@@ -145,6 +147,8 @@ def test_a_schedule_that_contradicts_the_base_model_is_refused(sd_like_base, tmp
         build_model(TINY, base_model=folder, diffusion={"prediction_type": "epsilon", "steps": 2})
     model, agreed = build_model(TINY, base_model=folder, diffusion={"beta_schedule": "scaled_linear", "steps": 2})
     assert agreed.steps == 2
+    with pytest.raises(ValueError, match="beta_schedule 'squaredcos_cap_v2' contradicts the base model's"):
+        build_stage(TrainConfig(stage="vae", base_model=str(folder), beta_schedule="squaredcos_cap_v2"), rank=0)
     # the command line: one line, exit status 2, before any model is built (the embedded default's folder
     # states diffusers' linear, so the paper's scaled_linear contradicts it too)
     for flags, message in ((["--base-model", str(folder), "--prediction-type", "epsilon"],
