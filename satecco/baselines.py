@@ -26,13 +26,6 @@ from satecco.pipeline import SATeCoPipeline
 from satecco.segments import PARTS
 
 
-def placeholder(frames: np.ndarray, parts: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """What a method with all its work in ``decode`` hands on from the parts before it (in a Ray graph
-    split into several actor pools): an empty ``(1, T, 0)`` entry; the LR window travels with the segment."""
-    key = "denoised" if "denoise" in parts else "latents"
-    return {key: np.zeros((1, len(frames), 0), np.float32)}
-
-
 class BicubicUpscaler:
     """MATLAB-style bicubic ×``scale``; no model, no randomness (``seed`` is ignored).
 
@@ -48,7 +41,8 @@ class BicubicUpscaler:
         """``(T, h, w, 3)`` uint8 -> ``{"frames": (T, s·h, s·w, 3) float32}`` with whole-number values in
         [0, 255] (``decode`` in ``parts``), else ``{"latents" | "denoised": (1, T, 0) float32}``."""
         if "decode" not in parts:
-            return placeholder(frames, parts)
+            key = "denoised" if "denoise" in parts else "latents"
+            return {key: np.zeros((1, len(frames), 0), np.float32)}
         return {"frames": np.stack([imresize(frame, float(self.scale)) for frame in frames]).astype(np.float32)}
 
     def upscale_window(self, frames: np.ndarray, first_frame: int, seed: int) -> np.ndarray:
@@ -97,9 +91,9 @@ class UpscalerPipeline:
     def run_window(self, frames: np.ndarray, first_frame: int, seed: int, parts: tuple[str, ...] = PARTS,
                    carried: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """``(T, h, w, 3)`` uint8 -> ``{"frames": (T, s·h, s·w, 3) float32}`` in [0, 255] (``decode`` in
-        ``parts``), else the empty :func:`placeholder`."""
-        if "decode" not in parts:
-            return placeholder(frames, parts)
+        ``parts``), else ``{"latents" | "denoised": (1, T, 0) float32}``."""
+        if "decode" not in parts:  # as the bicubic baseline's: an empty entry; the LR window travels on
+            return BicubicUpscaler().run_window(frames, first_frame, seed, parts)
         pipeline = self.pipeline
         work = pipeline.prepare(frames, first_frame, seed)
         with torch.inference_mode():
