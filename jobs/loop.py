@@ -22,6 +22,7 @@ from satecco.layout import batch_to_model, frames_to_model, model_to_frames
 from satecco.metrics.fidelity import video_psnr
 from satecco.metrics.imresize import imresize
 from satecco.presets import get_preset
+from satecco.schedule import base_schedule
 from satecco.storage import atomic_output
 from satecco.training.config import TrainConfig
 from satecco.training.data import validation_pair
@@ -35,11 +36,13 @@ def build_stage(config: TrainConfig, rank: int) -> torch.nn.Module:
     """The stage module for ``config`` (model weights from ``config.base_model`` / ``config.weights``)."""
     preset = get_preset(config.preset)
     seed = config.seed * 1000 + rank  # data-independent randomness (noise, timesteps) differs per worker
-    if config.stage == "base":
+    if config.stage == "base":  # no base model yet: the schedule it is trained with, saved with it
         base = random_base_model(preset, config.seed)
-        return BaseStage(base, preset.diffusion, vae_steps=round(config.max_steps * config.base_fraction_vae),
+        diffusion = base_schedule(preset.diffusion, {}, config.diffusion_overrides())
+        return BaseStage(base, diffusion, vae_steps=round(config.max_steps * config.base_fraction_vae),
                          kl_weight=config.kl_weight, seed=seed)
-    model, diffusion = build_model(preset, base_model=config.base_model, weights=config.weights, seed=config.seed)
+    model, diffusion = build_model(preset, base_model=config.base_model, weights=config.weights, seed=config.seed,
+                                   diffusion=config.diffusion_overrides())
     return STAGE_CLASSES[config.stage](model, diffusion, seed=seed)
 
 

@@ -7,15 +7,19 @@
 - ``framewise``: SATeCo with TFA switched off (:meth:`~satecco.models.adapters.DecoderAdapters.without_tfa`)
   and every frame upscaled on its own (a window of one frame, so the TMSA upscaler sees no neighbour
   either): frame-wise diffusion SR with the same networks and weights.
+- ``upscaler``: SATeCo's stage-1 video upscaler alone, ``X_u`` (paper Fig. 2 without the diffusion
+  branch and the refiner), on the same windows and tiles as SATeCo.
 
-Both expose what the engines use from :class:`~satecco.pipeline.SATeCoPipeline`: ``scale``,
+All expose what the engines use from :class:`~satecco.pipeline.SATeCoPipeline`: ``scale``,
 ``run_window(frames, first_frame, seed, parts, carried)`` and ``upscale_window(frames, first_frame, seed)``.
-Each output frame of either depends on its own input frame only, so windows need no overlap.
+Each output frame of ``bicubic`` and ``framewise`` depends on its own input frame only, so their windows
+need no overlap (:data:`~satecco.presets.FRAME_BY_FRAME`); the upscaler's TMSA sees the whole window.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from satecco.metrics.imresize import imresize
 from satecco.pipeline import SATeCoPipeline
@@ -73,6 +77,32 @@ class FramewisePipeline:
                 outputs.append(self.pipeline.run_window(frames[i:i + 1], first_frame + i, seed, parts, own))
         key = next(iter(outputs[0]))
         return {key: np.concatenate([out[key] for out in outputs], axis=0 if key == "frames" else 1)}
+
+    def upscale_window(self, frames: np.ndarray, first_frame: int, seed: int) -> np.ndarray:
+        """``(T, h, w, 3)`` uint8 -> ``(T, s·h, s·w, 3)`` float32 in [0, 255]."""
+        return self.run_window(frames, first_frame, seed)["frames"]
+
+
+class UpscalerPipeline:
+    """``X_u`` alone: the video upscaler of ``pipeline``'s model on the window, tile by tile (the tiles
+    blended as SATeCo's are). Deterministic (``seed`` is ignored); all its work is in ``decode``."""
+
+    def __init__(self, pipeline: SATeCoPipeline):
+        self.pipeline = pipeline
+        self.scale = pipeline.scale
+
+    def run_window(self, frames: np.ndarray, first_frame: int, seed: int, parts: tuple[str, ...] = PARTS,
+                   carried: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """``(T, h, w, 3)`` uint8 -> ``{"frames": (T, s·h, s·w, 3) float32}`` in [0, 255] (``decode`` in
+        ``parts``), else ``{"latents" | "denoised": (1, T, 0) float32}``."""
+        if "decode" not in parts:  # as the bicubic baseline's: an empty entry; the LR window travels on
+            return BicubicUpscaler().run_window(frames, first_frame, seed, parts)
+        pipeline = self.pipeline
+        work = pipeline.prepare(frames, first_frame, seed)
+        with torch.inference_mode():
+            tiles = [pipeline.model.upscaler(pipeline.tile_inputs(work, index)[0].to(pipeline.device, pipeline.dtype))
+                     for index in range(len(work.boxes))]
+        return {"frames": pipeline.merge(work, [tile.clamp(-1, 1) for tile in tiles])}
 
     def upscale_window(self, frames: np.ndarray, first_frame: int, seed: int) -> np.ndarray:
         """``(T, h, w, 3)`` uint8 -> ``(T, s·h, s·w, 3)`` float32 in [0, 255]."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
-from satecco.baselines import BicubicUpscaler, FramewisePipeline
+from satecco.baselines import BicubicUpscaler, FramewisePipeline, UpscalerPipeline
 from satecco.checkpoints import MODULE_CLASSES, load_weights, read_weight_configs
 from satecco.models.adapters import DecoderAdapters
 from satecco.models.latent_encoder import LatentEncoder
@@ -18,6 +17,7 @@ from satecco.models.satecco import SATeCo, decoder_geometry
 from satecco.models.upscaler import VideoUpscaler
 from satecco.pipeline import SATeCoPipeline
 from satecco.presets import DiffusionConfig, ModelSpec, Preset, get_preset
+from satecco.schedule import base_schedule, read_base_schedule
 
 PROMPT_TOKENS = 77  # CLIP's context length; the zero prompt has the same shape as a real one
 
@@ -29,7 +29,9 @@ class BaseModel:
     unet: UNet2DConditionModel
     vae: AutoencoderKL
     prompt_embeds: torch.Tensor  # (1, S, D)
-    prediction_type: str | None = None
+    #: the schedule fields its ``scheduler/scheduler_config.json`` states (:func:`read_base_schedule`)
+    schedule: dict = field(default_factory=dict)
+    schedule_source: str = "no scheduler/ folder"
 
 
 def check_base_model_folder(folder: str | Path) -> Path:
@@ -46,16 +48,13 @@ def check_base_model_folder(folder: str | Path) -> Path:
 def load_base_model(folder: str | Path, prompt: str = "") -> BaseModel:
     """Load ``unet/`` and ``vae/`` from a local diffusers-format ``folder``.
 
-    ``scheduler/`` (optional) gives the prediction type; ``text_encoder/`` + ``tokenizer/`` (optional)
-    embed ``prompt`` once; without them the UNet cross-attends to a zero embedding.
+    ``scheduler/`` (optional) states the noise schedule the UNet was trained with; ``text_encoder/`` +
+    ``tokenizer/`` (optional) embed ``prompt`` once; without them the UNet cross-attends to a zero embedding.
     """
     folder = check_base_model_folder(folder)
     unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
     vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
-    prediction_type = None
-    scheduler_config = folder / "scheduler" / "scheduler_config.json"
-    if scheduler_config.is_file():
-        prediction_type = json.loads(scheduler_config.read_text()).get("prediction_type")
+    schedule, schedule_source = read_base_schedule(folder)
     if (folder / "text_encoder").is_dir() and (folder / "tokenizer").is_dir():
         prompt_embeds = embed_prompt(folder, prompt)
         if prompt_embeds.shape[-1] != unet.config.cross_attention_dim:
@@ -63,7 +62,7 @@ def load_base_model(folder: str | Path, prompt: str = "") -> BaseModel:
                              f"cross_attention_dim {unet.config.cross_attention_dim}")
     else:
         prompt_embeds = torch.zeros(1, PROMPT_TOKENS, unet.config.cross_attention_dim)
-    return BaseModel(unet, vae, prompt_embeds, prediction_type)
+    return BaseModel(unet, vae, prompt_embeds, schedule, str(schedule_source))
 
 
 @torch.no_grad()
@@ -107,13 +106,17 @@ def default_modules(preset: Preset, unet_config, vae_config) -> dict[str, torch.
 
 
 def build_model(preset: Preset, base_model: str | Path | None = None, weights: str | Path | None = None,
-                seed: int = 0) -> tuple[SATeCo, DiffusionConfig]:
+                seed: int = 0, diffusion: dict | None = None) -> tuple[SATeCo, DiffusionConfig]:
     """SATeCo on the CPU in fp32, and the diffusion settings that go with its base model.
 
     Without ``base_model`` the preset's architecture gets seeded random weights; SATeCo's modules take
-    their configs from ``weights`` when given, else from the preset.
+    their configs from ``weights`` when given, else from the preset. The schedule is the preset's, with
+    what the base model's ``scheduler/`` states on top, with the :class:`DiffusionConfig` fields that the
+    caller gives in ``diffusion`` on top of that (:func:`~satecco.schedule.base_schedule`: one that
+    contradicts the base model is refused).
     """
     base = load_base_model(base_model, preset.prompt) if base_model else random_base_model(preset, seed)
+    schedule = base_schedule(preset.diffusion, base.schedule, diffusion or {}, base.schedule_source)
     modules = default_modules(preset, base.unet.config, base.vae.config)
     if weights:
         for name, config in read_weight_configs(weights).items():
@@ -121,16 +124,13 @@ def build_model(preset: Preset, base_model: str | Path | None = None, weights: s
                 raise ValueError(f"{weights}: unknown module {name!r}")
             modules[name] = MODULE_CLASSES[name].from_config(config)
         load_weights(weights, modules)
-    model = SATeCo(base.unet, base.vae, prompt_embeds=base.prompt_embeds, **modules)
-    diffusion = preset.diffusion
-    if base.prediction_type:
-        diffusion = replace(diffusion, prediction_type=base.prediction_type)
-    return model, diffusion
+    return SATeCo(base.unet, base.vae, prompt_embeds=base.prompt_embeds, **modules), schedule
 
 
 def build_pipeline(spec: ModelSpec):
-    """The :class:`SATeCoPipeline` for ``spec`` on this process's device, or the baseline that
-    ``spec.method`` names (:mod:`satecco.baselines`). Refuses random weights unless ``spec.random_weights``
+    """The pipeline for ``spec`` on this process's device: :class:`SATeCoPipeline` or the baseline that
+    ``spec.method`` names (:mod:`satecco.baselines`), with ``spec``'s ablation switches
+    (:func:`method_pipeline`). Refuses random weights unless ``spec.random_weights``
     (:meth:`~satecco.presets.ModelSpec.check_weights`); the tiny preset fills in the embedded default."""
     spec.check_weights()
     spec = spec.with_embedded_default()
@@ -138,9 +138,26 @@ def build_pipeline(spec: ModelSpec):
         return BicubicUpscaler(get_preset(spec.preset).scale)
     device = spec.device if spec.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = spec.dtype if spec.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
-    preset = get_preset(spec.preset).with_diffusion(steps=spec.steps, start_step=spec.start_step,
-                                                    sampler=spec.sampler)
-    model, diffusion = build_model(preset, base_model=spec.base_model, weights=spec.weights)
+    model, diffusion = build_model(get_preset(spec.preset), base_model=spec.base_model, weights=spec.weights,
+                                   diffusion=spec.diffusion_overrides())
     pipeline = SATeCoPipeline(model, diffusion, device=device, dtype=getattr(torch, dtype), tile=spec.tile,
                               tile_overlap=spec.tile_overlap)
-    return FramewisePipeline(pipeline) if spec.method == "framewise" else pipeline
+    return method_pipeline(pipeline, spec)
+
+
+def method_pipeline(pipeline: SATeCoPipeline, spec: ModelSpec):
+    """``pipeline`` as ``spec.method`` runs it, with ``spec``'s inference-time ablations applied to its
+    model (in place): the refiner's ``w`` (``refiner_w``), SFA and TFA switched off in the UNet and/or
+    VAE decoder (``no_sfa``, ``no_tfa``). None of them needs retraining (docs/methods.md)."""
+    model = pipeline.model
+    if spec.refiner_w is not None:
+        model.refiner.register_to_config(weight=float(spec.refiner_w))
+    for network in spec.no_sfa:
+        getattr(model, f"{network}_adapters").sfa_enabled = False
+    for network in spec.no_tfa:
+        getattr(model, f"{network}_adapters").tfa_enabled = False
+    if spec.method == "framewise":
+        return FramewisePipeline(pipeline)
+    if spec.method == "upscaler":
+        return UpscalerPipeline(pipeline)
+    return pipeline

@@ -117,14 +117,18 @@ def _model_spec(options: UpscaleOptions):
                      steps=options.steps, start_step=options.start_step, sampler=options.sampler,
                      device=options.device, dtype=options.dtype, tile=options.tile,
                      tile_overlap=options.tile_overlap, method=options.method,
-                     random_weights=options.random_weights)
+                     random_weights=options.random_weights, beta_schedule=options.beta_schedule,
+                     prediction_type=options.prediction_type, refiner_w=options.refiner_w,
+                     no_sfa=tuple(sorted(set(options.no_sfa or ()))),  # sorted: one fingerprint per choice
+                     no_tfa=tuple(sorted(set(options.no_tfa or ()))))
 
 
 def _video_settings(options: UpscaleOptions):
     from satecco.inputs import VideoSettings
+    from satecco.presets import FRAME_BY_FRAME
 
-    # The baselines' output frames depend on their own input frame only: their windows need no overlap.
-    overlap = options.window_overlap if options.method == "satecco" else 0
+    # These methods' output frames depend on their own input frame only: their windows need no overlap.
+    overlap = 0 if options.method in FRAME_BY_FRAME else options.window_overlap
     return VideoSettings(window=options.window, window_overlap=overlap, seed=options.seed, codec=options.codec,
                          crf=options.crf, suffix=options.suffix, overwrite=options.overwrite,
                          deinterlace=options.deinterlace, allow_fewer_bits=options.allow_fewer_bits)
@@ -194,12 +198,16 @@ def _check_model_files(spec) -> None:
     configs only: the driver never loads the weights themselves)."""
     from satecco.presets import get_preset
 
-    get_preset(spec.preset)
+    preset = get_preset(spec.preset)
     spec.check_weights()
+    spec = spec.with_embedded_default()
     if spec.base_model:
         from satecco.build import check_base_model_folder
+        from satecco.schedule import base_schedule, read_base_schedule
 
         check_base_model_folder(spec.base_model)
+        schedule, source = read_base_schedule(spec.base_model)  # a contradiction is refused before any work
+        base_schedule(preset.diffusion, schedule, spec.diffusion_overrides(), source)
     if spec.weights:
         from satecco.checkpoints import read_weight_configs
 

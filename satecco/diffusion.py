@@ -3,16 +3,22 @@
 The schedulers are diffusers' own; :func:`denoise` builds a fresh one per call so that no state
 leaks between clips, and takes its noise as an argument so that all randomness stays with the
 caller's explicit ``torch.Generator``.
+
+The schedule has one source for training and inference alike: :func:`satecco.schedule.base_schedule`
+settles the :class:`~satecco.presets.DiffusionConfig` (the preset's, then what the base model's
+``scheduler/`` states, then what the user gave, refusing a contradiction), and :func:`make_scheduler`
+turns it into the scheduler that both the noise loss and :func:`denoise` use.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
-from satecco.presets import DiffusionConfig
+from satecco.presets import SCHEDULE_FIELDS, DiffusionConfig
 
 SAMPLERS = {
     "ddim": DDIMScheduler,  # Song et al., 2021 (eta = 0: deterministic)
@@ -24,15 +30,16 @@ ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def make_scheduler(config: DiffusionConfig):
-    """A fresh diffusers scheduler for ``config.sampler`` with the configured betas."""
+    """A fresh diffusers scheduler for ``config.sampler`` with the schedule of ``config``.
+
+    The one place where training (the noise loss) and inference (:func:`denoise`) get their schedule:
+    every field of :data:`~satecco.presets.SCHEDULE_FIELDS` that the sampler's class takes is passed on.
+    """
     if config.sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {config.sampler!r}; choose one of {sorted(SAMPLERS)}")
-    options = {"clip_sample": False, "set_alpha_to_one": True} if config.sampler == "ddim" else {}
-    return SAMPLERS[config.sampler](
-        num_train_timesteps=config.num_train_timesteps, beta_start=config.beta_start,
-        beta_end=config.beta_end, beta_schedule=config.beta_schedule, prediction_type=config.prediction_type,
-        timestep_spacing="trailing", **options,
-    )
+    sampler = SAMPLERS[config.sampler]
+    accepted = inspect.signature(sampler.__init__).parameters
+    return sampler(**{name: getattr(config, name) for name in SCHEDULE_FIELDS if name in accepted})
 
 
 def sampling_timesteps(config: DiffusionConfig) -> torch.Tensor:

@@ -2,8 +2,8 @@
 
 Parts of an interrupted Ray run are reused by a rerun only when they were made the same way. The
 fingerprint hashes the model files (the SATeCo weights file and every file of the base model folder,
-by content), the model and sampling settings (preset, method, steps, start step, sampler, tile, tile
-overlap, dtype, device), the cutting and writing settings (seed, window, overlap, codec, CRF) and the
+by content), the model and sampling settings (preset, method, steps, start step, sampler, schedule
+overrides, ablation switches, tile, tile overlap, dtype, device), the cutting and writing settings (seed, window, overlap, codec, CRF) and the
 package version. Torch-free: the Ray driver computes it while planning.
 """
 

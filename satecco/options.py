@@ -31,7 +31,7 @@ from pydantic import (
 
 from satecco.config_files import read_yaml_mapping
 from satecco.evaluate import METRICS
-from satecco.presets import METHODS, PRESETS
+from satecco.presets import ADAPTED, BETA_SCHEDULES, METHODS, PREDICTION_TYPES, PRESETS
 from satecco.video.formats import CODECS
 
 #: Keywords of :func:`option` that go to argparse; the rest are pydantic constraints (``ge``, ``le``, ...).
@@ -162,8 +162,9 @@ class UpscaleOptions(BaseModel):
         None, "stage groups, actor pools and resources for the Ray engine (configs/pipeline/*.yaml)",
         metavar="FILE")
     method: Literal[METHODS] = option(
-        "satecco", "satecco; framewise: SATeCo with TFA off, one frame at a time; bicubic: MATLAB-style "
-                   "bicubic x4 (baselines; their frames are independent, so windows get no overlap)")
+        "satecco", "satecco; upscaler: the stage-1 video upscaler alone (X_u); framewise: SATeCo with TFA off, "
+                   "one frame at a time; bicubic: MATLAB-style bicubic x4 (framewise and bicubic frames are "
+                   "independent, so their windows get no overlap)")
     preset: Literal[tuple(PRESETS)] = option("tiny", "model preset (tiny: the embedded default)")
     base_model: str | None = option(None, "local diffusers folder with unet/ and vae/", metavar="DIR")
     weights: str | None = option(None, "SATeCo modules (.safetensors)", metavar="FILE")
@@ -172,6 +173,19 @@ class UpscaleOptions(BaseModel):
     steps: PositiveInt | None = option(None, "sampling steps (default: the preset's)")
     start_step: NonNegativeInt | None = option(None, "timestep up to which Z is noised (default: the preset's)")
     sampler: Literal["ddim", "dpmpp", "euler"] | None = option(None, "sampler (default: the preset's)")
+    beta_schedule: Literal[BETA_SCHEDULES] | None = option(
+        None, "noise schedule (default: the base model's scheduler/, else the preset's; one that contradicts "
+              "the base model is refused)")
+    prediction_type: Literal[PREDICTION_TYPES] | None = option(
+        None, "what the UNet predicts (default: the base model's scheduler/, else the preset's)")
+    refiner_w: float | None = option(None, "ablation: the refiner's w in X_H = w X_u + (1 - w) X_d + ResBlock "
+                                           "(default: the trained one, 0.5)", ge=0.0, le=1.0, metavar="W")
+    no_sfa: list[Literal[ADAPTED]] | None = option(
+        None, "ablation: switch SFA off in the UNet or VAE decoder (repeat for both)", action="append",
+        metavar="{unet,vae}")
+    no_tfa: list[Literal[ADAPTED]] | None = option(
+        None, "ablation: switch TFA off in the UNet or VAE decoder (repeat for both)", action="append",
+        metavar="{unet,vae}")
     seed: int = option(0, "noise seed; the same seed gives the same output")
     tile: PositiveInt | None = option(None, "process frames in LR tiles of PX pixels", metavar="PX")
     tile_overlap: NonNegativeInt = option(16, "LR pixels shared by tiles", metavar="PX")

@@ -9,27 +9,52 @@ preset; their widths follow the loaded networks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+
+#: ``beta_schedule`` values (diffusers' names) and ``prediction_type`` values the samplers take.
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
 @dataclass(frozen=True)
 class DiffusionConfig:
-    """Noise schedule and sampler (paper §4.1: linear betas 0.00085 → 0.012 over T = 1000).
+    """Noise schedule and sampler.
+
+    The paper's (§4.1) "linear schedule, β₁ = 0.00085, β_T = 0.012, T = 1000" is latent diffusion's name
+    for ``β_t = linspace(√β₁, √β_T, T)²``: diffusers' ``scaled_linear``, which Stable Diffusion was
+    trained with (diffusers' ``linear`` is another schedule). The fields from ``num_train_timesteps`` to
+    ``rescale_betas_zero_snr`` carry the names of diffusers' ``scheduler_config.json``: with a base model,
+    those its ``scheduler/`` states replace these (:func:`satecco.schedule.base_schedule`). The sampler
+    takes those its class accepts (``clip_sample`` and ``set_alpha_to_one`` are DDIM's, ``thresholding``
+    DDIM's and DPM-Solver's).
 
     ``start_step`` is the training timestep up to which noise is added to ``Z``; sampling runs the
-    sampler's timesteps at or below it. Stable Diffusion checkpoints were trained with
-    ``scaled_linear`` over the same range, hence ``beta_schedule`` is a field.
+    sampler's timesteps at or below it.
     """
 
     num_train_timesteps: int = 1000
     beta_start: float = 0.00085
     beta_end: float = 0.012
-    beta_schedule: str = "linear"
+    beta_schedule: str = "scaled_linear"
+    trained_betas: tuple[float, ...] | None = None
     prediction_type: str = "epsilon"
+    rescale_betas_zero_snr: bool = False
+    timestep_spacing: str = "trailing"
+    steps_offset: int = 0
+    set_alpha_to_one: bool = True
+    clip_sample: bool = False
+    clip_sample_range: float = 1.0
+    thresholding: bool = False
+    dynamic_thresholding_ratio: float = 0.995
+    sample_max_value: float = 1.0
     sampler: str = "ddim"
     steps: int = 50
     start_step: int = 999
+
+
+#: The :class:`DiffusionConfig` fields a base model's ``scheduler/scheduler_config.json`` decides.
+SCHEDULE_FIELDS = tuple(f.name for f in fields(DiffusionConfig) if f.name not in ("sampler", "steps", "start_step"))
 
 
 @dataclass(frozen=True)
@@ -74,7 +99,9 @@ TINY = Preset(
     unet_adapters=dict(window_size=8, head_dim=16, tfa_kernel_size=(3, 3, 3)),
     vae_adapters=dict(window_size=8, head_dim=16, tfa_kernel_size=(1, 1, 1)),
     refiner=dict(channels=16, weight=0.5),
-    diffusion=DiffusionConfig(steps=4, start_step=999),
+    # diffusers' `linear` (not the paper's schedule): what the shipped tiny base UNet was trained with, and
+    # what its folder's scheduler/ states; only a retrained base may change it.
+    diffusion=DiffusionConfig(beta_schedule="linear", steps=4, start_step=999),
 )
 
 # Stable Diffusion 2.1-base (stabilityai/stable-diffusion-2-1-base) UNet and VAE configurations.
@@ -98,13 +125,20 @@ SD21 = Preset(
     # At full VAE resolution a 3x3x3 Conv3D costs about a decoder block (DESIGN.md): pointwise projections.
     vae_adapters=dict(window_size=8, head_dim=64, tfa_kernel_size=(1, 1, 1)),
     refiner=dict(channels=64, weight=0.5),
+    diffusion=DiffusionConfig(beta_schedule="scaled_linear"),  # SD 2.1's own (and the paper's, read right)
     prompt="a high quality, high resolution, sharp and detailed video",
 )
 
 PRESETS = {p.name: p for p in (TINY, SD21)}
 
 #: What ``satecco upscale --method`` runs: SATeCo, or a baseline of :mod:`satecco.baselines`.
-METHODS = ("satecco", "framewise", "bicubic")
+METHODS = ("satecco", "upscaler", "framewise", "bicubic")
+#: The methods whose every output frame depends on its own input frame only (windows need no overlap).
+FRAME_BY_FRAME = ("framewise", "bicubic")
+#: The methods that run no diffusion branch and no refiner (SFA/TFA and ``w`` switches do not apply).
+NO_DIFFUSION = ("upscaler", "bicubic")
+#: The frozen networks whose decoder SFA and TFA adapt (``--no-sfa``/``--no-tfa`` values).
+ADAPTED = ("unet", "vae")
 
 
 def get_preset(name: str) -> Preset:
@@ -135,6 +169,16 @@ class ModelSpec:
     tile_overlap: int = 16
     method: str = "satecco"
     random_weights: bool = False  # a benchmark: networks without trained weights keep random ones
+    beta_schedule: str | None = None  # given by the user: must agree with the base model's scheduler/
+    prediction_type: str | None = None
+    refiner_w: float | None = None  # the refiner's w (Eq. 5) at inference; None: the trained one
+    no_sfa: tuple[str, ...] = ()  # of ADAPTED: decoders whose SFA is switched off at inference
+    no_tfa: tuple[str, ...] = ()
+
+    def diffusion_overrides(self) -> dict:
+        """The :class:`DiffusionConfig` fields this spec sets (``None``: the preset's or base model's)."""
+        return dict(steps=self.steps, start_step=self.start_step, sampler=self.sampler,
+                    beta_schedule=self.beta_schedule, prediction_type=self.prediction_type)
 
     def with_embedded_default(self) -> ModelSpec:
         """The tiny preset takes each file it is not given from the embedded default (its trained base
@@ -157,3 +201,11 @@ class ModelSpec:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
+        for flag, values in (("--no-sfa", self.no_sfa), ("--no-tfa", self.no_tfa)):
+            if set(values) - set(ADAPTED):
+                raise ValueError(f"{flag} {list(values)}: choose among {list(ADAPTED)}")
+        given = [flag for flag, value in (("--no-sfa", self.no_sfa), ("--no-tfa", self.no_tfa),
+                                          ("--refiner-w", self.refiner_w is not None)) if value]
+        if given and self.method in NO_DIFFUSION:
+            raise ValueError(f"{' and '.join(given)} switch parts of SATeCo's diffusion branch and refiner, "
+                             f"which --method {self.method} does not run")

@@ -1,4 +1,5 @@
-"""The baselines of `satecco upscale --method`: TFA switched off, frame-wise SATeCo, MATLAB bicubic."""
+"""The methods of `satecco upscale --method` (TFA switched off, frame-wise SATeCo, the upscaler alone,
+MATLAB bicubic) and the ablation switches that need no retraining (--no-sfa, --no-tfa, --refiner-w)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import torch
 from conftest import perturb_
 from media import moving_frames, write
 
-from satecco.baselines import BicubicUpscaler, FramewisePipeline
+from satecco.baselines import BicubicUpscaler, FramewisePipeline, UpscalerPipeline
+from satecco.build import build_pipeline, method_pipeline
 from satecco.cli import main
+from satecco.layout import frames_to_model, model_to_frames
 from satecco.metrics.imresize import imresize
 from satecco.models.adapters import DecoderAdapters
-from satecco.pipeline import SATeCoPipeline
+from satecco.pipeline import SATeCoPipeline, run_steps, window_noise
 from satecco.presets import ModelSpec
 from satecco.video.read import read_frames
 
@@ -92,7 +95,7 @@ def test_unknown_method_is_a_value_error_naming_it():
         ModelSpec(method="nearest")
 
 
-@pytest.mark.parametrize("method", ["bicubic", "framewise"])
+@pytest.mark.parametrize("method", ["bicubic", "framewise", "upscaler"])
 def test_cli_upscale_method(method, tmp_path):
     frames = moving_frames(n=3, height=16, width=16)
     source = write(tmp_path / "clip.mkv", frames, "ffv1")
@@ -104,3 +107,102 @@ def test_cli_upscale_method(method, tmp_path):
     assert result.shape == (3, 64, 64, 3)
     if method == "bicubic":
         np.testing.assert_array_equal(result, np.stack([imresize(f, 4.0) for f in frames]))
+
+    if method == "upscaler":  # the embedded default's X_u, on the same window as SATeCo's
+        pipeline = build_pipeline(ModelSpec())
+        with torch.inference_mode():
+            upscaled = pipeline.model.upscaler(frames_to_model(np.stack(frames)))
+        np.testing.assert_allclose(result, model_to_frames(upscaled), atol=1)
+
+
+def _switched(pipeline: SATeCoPipeline, **switches):
+    """A copy of ``pipeline`` (its model deep-copied) as ``satecco upscale`` runs it with ``switches``."""
+    import copy
+
+    copied = SATeCoPipeline(copy.deepcopy(pipeline.model), pipeline.diffusion)
+    return method_pipeline(copied, ModelSpec(random_weights=True, **switches))
+
+
+def _denoised_and_frames(pipeline, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    denoised = pipeline.run_window(clip, 0, 5, ("encode", "denoise"))
+    return denoised["denoised"], pipeline.run_window(clip, 0, 5, ("decode",), denoised)["frames"]
+
+
+@pytest.mark.parametrize("switches, moves_latents", [
+    (dict(no_sfa=("unet",)), True), (dict(no_tfa=("unet",)), True), (dict(no_sfa=("vae",)), False),
+    (dict(no_tfa=("vae",)), False), (dict(refiner_w=0.0), False), (dict(refiner_w=1.0), False)],
+    ids=["no-sfa-unet", "no-tfa-unet", "no-sfa-vae", "no-tfa-vae", "refiner-w-0", "refiner-w-1"])
+def test_each_ablation_switch_changes_the_output_where_it_acts(active_pipeline, switches, moves_latents):
+    """UNet switches change the denoised latents Z_0; VAE decoder switches and the refiner's w leave Z_0
+    and change the frames; nothing else of the model is switched."""
+    clip = np.stack(moving_frames(n=3, height=16, width=16))
+    latents, frames = _denoised_and_frames(active_pipeline, clip)
+    switched = _switched(active_pipeline, **switches)
+    switched_latents, switched_frames = _denoised_and_frames(switched, clip)
+    assert (np.abs(switched_latents - latents).max() > 1e-3) == moves_latents
+    assert np.abs(switched_frames - frames).mean() > 0.2  # of 255
+    model = switched.model
+    flags = {f"{name}_{kind}": getattr(getattr(model, f"{name}_adapters"), f"{kind}_enabled")
+             for name in ("unet", "vae") for kind in ("sfa", "tfa")}
+    off = {f"{name}_{kind}" for kind in ("sfa", "tfa") for name in switches.get(f"no_{kind}", ())}
+    assert {key for key, on in flags.items() if not on} == off
+    assert model.refiner.config.weight == switches.get("refiner_w", 0.5)
+    assert active_pipeline.model.unet_adapters.sfa_enabled and active_pipeline.model.refiner.config.weight == 0.5
+
+
+def test_refiner_w_blends_x_u_and_x_d_as_eq_5_says(active_pipeline):
+    """With the ResBlock's correction at zero, w = 1 gives X_u (the upscaler method's output) and w = 0
+    gives X_d; the same switches compose with the frame-wise method."""
+    clip = np.stack(moving_frames(n=2, height=16, width=16))
+    active_pipeline = _switched(active_pipeline)
+    torch.nn.init.zeros_(active_pipeline.model.refiner.conv_out.weight)
+    torch.nn.init.zeros_(active_pipeline.model.refiner.conv_out.bias)
+    upscaler = _switched(active_pipeline, method="upscaler")
+    assert isinstance(upscaler, UpscalerPipeline)
+    x_u = upscaler.upscale_window(clip, 0, seed=5)
+    np.testing.assert_allclose(_switched(active_pipeline, refiner_w=1.0).upscale_window(clip, 0, seed=5), x_u,
+                               atol=1e-3)
+    with torch.inference_mode():
+        x_d = run_steps(active_pipeline.model, active_pipeline.diffusion, frames_to_model(clip),
+                        window_noise(5, 0, 2, (4, 8, 8)))[1].clamp(-1, 1)
+    np.testing.assert_allclose(_switched(active_pipeline, refiner_w=0.0).upscale_window(clip, 0, seed=5),
+                               model_to_frames(x_d).astype(np.float32), atol=1)
+    framewise = _switched(active_pipeline, method="framewise", refiner_w=1.0)
+    np.testing.assert_allclose(framewise.upscale_window(clip, 0, seed=5)[0],
+                               upscaler.upscale_window(clip[:1], 0, seed=5)[0], atol=1e-3)
+    assert upscaler.run_window(clip, 0, 5, ("encode",))["latents"].shape == (1, 2, 0)
+
+
+def test_ablation_switches_are_checked_and_enter_the_fingerprint(tmp_path, capsys):
+    from satecco.fingerprint import fingerprint
+    from satecco.inputs import VideoSettings
+
+    with pytest.raises(ValueError, match=r"--no-tfa \['unet', 'decoder'\]: choose among \['unet', 'vae'\]"):
+        ModelSpec(no_tfa=("unet", "decoder"))
+    with pytest.raises(ValueError, match="--no-sfa and --refiner-w switch parts of SATeCo's diffusion branch "
+                                         "and refiner, which --method upscaler does not run"):
+        ModelSpec(method="upscaler", no_sfa=("vae",), refiner_w=0.2)
+    settings = VideoSettings()
+    specs = [ModelSpec(), ModelSpec(method="upscaler"), ModelSpec(no_sfa=("unet",)), ModelSpec(no_sfa=("vae",)),
+             ModelSpec(no_tfa=("unet",)), ModelSpec(no_tfa=("vae",)), ModelSpec(refiner_w=0.0)]
+    assert len({fingerprint(spec, settings) for spec in specs}) == len(specs)
+    out = tmp_path / "out"
+    assert main(["upscale", "in.mp4", "-o", str(out), "--refiner-w", "1.5"]) == 2
+    assert "--refiner-w: Input should be less than or equal to 1 (got '1.5')" in capsys.readouterr().err
+    assert main(["upscale", "in.mp4", "-o", str(out), "--no-tfa", "unet", "--method", "bicubic"]) == 2
+    assert "--no-tfa switch parts of SATeCo's diffusion branch" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_switches_reach_the_pipeline_every_stage_actor_builds():
+    """The Ray engine hands its ModelSpec to each StageActor, which builds the pipeline with the switches
+    (tests/test_ray_pipeline.py compares the whole run with the local engine's)."""
+    from satecco.pipelines.stages import StageActor
+    from satecco.segments import PARTS
+
+    spec = ModelSpec(steps=1, no_sfa=("unet",), no_tfa=("unet", "vae"), refiner_w=0.25)
+    model = StageActor(spec, PARTS, "all", seed=0, overlap=0).pipeline.model
+    assert not model.unet_adapters.sfa_enabled and model.vae_adapters.sfa_enabled
+    assert not model.unet_adapters.tfa_enabled and not model.vae_adapters.tfa_enabled
+    assert model.refiner.config.weight == 0.25
+    assert isinstance(StageActor(ModelSpec(method="upscaler"), PARTS, "all", 0, 0).pipeline, UpscalerPipeline)

@@ -180,11 +180,13 @@ def test_killed_driver_resumes_without_redoing_finished_parts(clips, reference, 
     assert_same_video(out / "a.mkv", reference[clips[0]])
 
 
-@pytest.mark.parametrize("method", ["bicubic", "framewise"])
-def test_ray_engine_honours_the_method(method, clips, tmp_path):
-    """The baselines through three actor pools give the local engine's output for the same method (that
-    they differ from SATeCo is tests/test_baselines.py's business)."""
-    spec = ModelSpec(preset="tiny", steps=1, method=method)
+@pytest.mark.parametrize("switches", [dict(method="bicubic"), dict(method="framewise"),
+                                      dict(no_sfa=("unet",), no_tfa=("vae",), refiner_w=0.25)],
+                         ids=["bicubic", "framewise", "ablation-switches"])
+def test_ray_engine_honours_the_method(switches, clips, tmp_path):
+    """The methods and ablation switches through three actor pools give the local engine's output for the
+    same options (that they change the output is tests/test_baselines.py's business)."""
+    spec = ModelSpec(preset="tiny", steps=1, **switches)
     settings = VideoSettings(codec="ffv1", seed=11, window_overlap=0)
     local = upscale_locally([clips[1]], tmp_path / "local", build_pipeline(spec), settings, progress=False)
     results = upscale_on_ray([clips[1]], tmp_path / "ray", spec, settings, SPLIT, progress=False)

@@ -7,6 +7,8 @@ Hooks keep the frozen modules' parameter names untouched, so base checkpoints lo
 
 :meth:`DecoderAdapters.without_tfa` switches TFA off (SFA stays): with it every frame passes the
 decoder on its own, which is what the frame-wise baseline (``satecco upscale --method framewise``) needs.
+``sfa_enabled`` and ``tfa_enabled`` are the run-time switches behind ``--no-sfa`` and ``--no-tfa``: a
+switched-off adapter passes the frozen block's output through unchanged.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ class DecoderAdapters(ModelMixin, ConfigMixin):
         )
         self._guidance: Sequence[torch.Tensor] | None = None
         self._num_frames = 0
-        #: a run-time switch, not part of the saved config: False skips TFA (see :meth:`without_tfa`)
+        #: run-time switches, not part of the saved config: False skips SFA or TFA (see :meth:`without_tfa`)
+        self.sfa_enabled = True
         self.tfa_enabled = True
 
     def adapt(self, index: int, features: torch.Tensor, guidance: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -61,7 +64,7 @@ class DecoderAdapters(ModelMixin, ConfigMixin):
         if guidance.shape[-2:] != features.shape[-2:]:
             raise RuntimeError(f"decoder block {index}: guidance {tuple(guidance.shape)} does not match "
                                f"features {tuple(features.shape)}")
-        adapted = self.sfa[index](features, guidance)
+        adapted = self.sfa[index](features, guidance) if self.sfa_enabled else features
         return self.tfa[index](adapted, guidance, num_frames) if self.tfa_enabled else adapted
 
     @contextmanager

@@ -12,6 +12,7 @@ from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 from pydantic.dataclasses import dataclass
 
 from satecco.options import option, validate
+from satecco.presets import BETA_SCHEDULES, PREDICTION_TYPES
 
 #: the BI and BD degradations (satecco.training.degrade)
 DEGRADATIONS = ("bi", "bd")
@@ -38,6 +39,11 @@ class TrainConfig:
     weights: str | None = option(None, "SATeCo modules to start from (the previous stage's output)",
                                  metavar="FILE")
     val: str | None = option(None, "held-out clip for the validation PSNR", metavar="VIDEO")
+    beta_schedule: Literal[BETA_SCHEDULES] | None = option(
+        None, "noise schedule (default: the base model's scheduler/, else the preset's; stage base writes it "
+              "to its folder); one that contradicts --base-model is refused")
+    prediction_type: Literal[PREDICTION_TYPES] | None = option(
+        None, "what the UNet predicts (default: the base model's scheduler/, else the preset's)")
     frames: PositiveInt = 6
     crop: PositiveInt = 64
     val_crop: PositiveInt = 128
@@ -72,6 +78,10 @@ class TrainConfig:
             raise ValueError("stage 'base' trains the tiny preset's own VAE and UNet only; "
                              f"preset {self.preset!r} starts from a pretrained --base-model")
         return self
+
+    def diffusion_overrides(self) -> dict:
+        """The :class:`~satecco.presets.DiffusionConfig` fields this run sets (``None``: not set)."""
+        return dict(beta_schedule=self.beta_schedule, prediction_type=self.prediction_type)
 
     @property
     def name(self) -> str:
