@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -174,15 +176,25 @@ def test_killed_driver_resumes_without_redoing_finished_parts(clips, reference, 
     finished = sorted(p.name for p in out.glob(".satecco-parts/a.mkv-*/*/part-*.mkv"))
     assert 1 <= len(finished) < 3, finished  # a has 3 segments of one window each
     assert not (out / "a.mkv").exists()
+    shutil.copytree(out, tmp_path / "reseeded")  # the same leftovers, for a rerun with another seed
 
     results = upscale_on_ray([clips[0]], out, SPEC, SETTINGS, load_pipeline_config(config), progress=False)
     assert results[0].status == "ok" and results[0].reused_parts == len(finished)
     assert_same_video(out / "a.mkv", reference[clips[0]])
 
+    # Another seed: the old parts are discarded (and counted), every part is made anew with the new seed.
+    reseeded = replace(SETTINGS, seed=12)
+    results = upscale_on_ray([clips[0]], tmp_path / "reseeded", SPEC, reseeded, load_pipeline_config(config),
+                             progress=False)
+    assert (results[0].status, results[0].reused_parts, results[0].discarded_parts) == ("ok", 0, len(finished))
+    clean = upscale_locally([clips[0]], tmp_path / "clean", build_pipeline(SPEC), reseeded, progress=False)
+    assert_same_video(tmp_path / "reseeded" / "a.mkv", np.stack(list(read_frames(clean[0].output))))
 
-@pytest.mark.parametrize("switches", [dict(method="bicubic"), dict(method="framewise"),
+
+# bicubic through Ray: test_ray_engine_keeps_what_the_local_engine_keeps.
+@pytest.mark.parametrize("switches", [dict(method="framewise"),
                                       dict(no_sfa=("unet",), no_tfa=("vae",), refiner_w=0.25)],
-                         ids=["bicubic", "framewise", "ablation-switches"])
+                         ids=["framewise", "ablation-switches"])
 def test_ray_engine_honours_the_method(switches, clips, tmp_path):
     """The methods and ablation switches through three actor pools give the local engine's output for the
     same options (that they change the output is tests/test_baselines.py's business)."""

@@ -59,7 +59,7 @@ def _registered_checkpoint(run_folder: Path) -> dict | None:
 def test_killed_worker_resumes_from_the_last_checkpoint(ray_local, tmp_path, clip):
     from satecco.jobs.train import fit
 
-    cfg = config(tmp_path, clip, "upscaler", max_steps=30, checkpoint_every=5, validate_every=1000,
+    cfg = config(tmp_path, clip, "upscaler", max_steps=15, checkpoint_every=5, validate_every=1000,
                  log_every=5, max_failures=2)
     run_folder = tmp_path / "ray" / cfg.name
     killed: list[int] = []
@@ -79,9 +79,9 @@ def test_killed_worker_resumes_from_the_last_checkpoint(ray_local, tmp_path, cli
     result = fit(cfg)
     killer.join(timeout=5)
     assert killed, "no worker was killed"
-    assert result.error is None and result.metrics["step"] == 30
+    assert result.error is None and result.metrics["step"] == 15
     resumed = result.metrics["resumed_from"]
-    assert 0 < resumed < 30 and resumed % 5 == 0  # the restarted group began at a checkpoint, not at 0
+    assert 0 < resumed < 15 and resumed % 5 == 0  # the restarted group began at a checkpoint, not at 0
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Streaming video I/O with PyAV: probe, read frame by frame, write atomically, join segments.
 
-Frames on this side are ``(H, W, 3)`` uint8 RGB, one at a time; a clip is ``(T, H, W, C)`` (see
-:mod:`satecco.layout` for the model side). Rules, after PyAV's own examples rather than torchvision's
+Frames on this side are ``(H, W, 3)`` RGB, one at a time, uint8 (uint16 for sources deeper than 8
+bits: :mod:`satecco.video.picture`); a clip is ``(T, H, W, C)`` (see :mod:`satecco.layout` for the
+model side). Rules, after PyAV's own examples rather than torchvision's
 reader:
 
 - frame rates are exact :class:`~fractions.Fraction` s (29.97 stays ``30000/1001``), every written frame
@@ -18,9 +19,13 @@ reader:
 A folder of ``.png`` files (sorted by name, so zero-pad the numbers) is accepted wherever a video is,
 at :data:`satecco.video.formats.FOLDER_FRAME_RATE` and without audio.
 
-Colour: h264 output is converted with BT.709 coefficients in limited range and tagged as such, so
-players and this reader agree on the colours; decoding honours the colour space and range the file is
-tagged with. ``ffv1`` (``bgr0``) and ``png`` (``rgb24``) store RGB losslessly: a round trip is bit-exact.
+Colour: h264 output is converted with the source's matrix and range (BT.709 limited range for untagged
+sources) and tagged with the source's tags, so players and this reader agree on the colours; decoding
+honours the colour space and range the file is tagged with. ``ffv1`` (``bgr0``, ``gbrp10le``…) and
+``png`` (``rgb24``, ``rgb48be``) store RGB losslessly: a round trip is bit-exact at their depth.
+
+What a source carries besides pictures (streams, chapters, metadata, SAR, rotation, timestamps) joins
+its output when the parts are joined: :mod:`satecco.video.streams`, :mod:`satecco.video.concat`.
 
 Modules (nothing is re-exported here; import from them):
 
@@ -29,6 +34,9 @@ Modules (nothing is re-exported here; import from them):
 - :mod:`satecco.video.read`: :func:`~satecco.video.read.probe`,
   :func:`~satecco.video.read.count_frames`, :func:`~satecco.video.read.read_frames`, and the
   truncation check that joining reuses;
-- :mod:`satecco.video.write`: :class:`~satecco.video.write.VideoWriter` and the audio copier;
+- :mod:`satecco.video.picture`: bit depth, colour tags, SAR, display matrix, interlacing, and the
+  :class:`~satecco.video.picture.Encoding` an output keeps them in;
+- :mod:`satecco.video.write`: :class:`~satecco.video.write.VideoWriter`;
+- :mod:`satecco.video.streams`: what becomes of each non-video stream, and carrying it;
 - :mod:`satecco.video.concat`: :func:`~satecco.video.concat.concat_segments`.
 """
