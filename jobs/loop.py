@@ -57,16 +57,21 @@ class Validation:
         self.bicubic = np.stack([imresize(frame, scale=4) for frame in pair["lr"]])
         self.bicubic_psnr = video_psnr(self.bicubic, self.hr)
 
-    def __call__(self, stage: torch.nn.Module) -> tuple[float, np.ndarray]:
-        """``(PSNR, side-by-side middle frame: bicubic | output | HR)``."""
+    def __call__(self, stage: torch.nn.Module) -> tuple[dict[str, float], np.ndarray]:
+        """``({"val_psnr": the output's PSNR, "val_psnr_x_u": ..., "val_psnr_x_d": ...}, side-by-side
+        middle frame: bicubic | output | HR)``; the branches where the stage has them (stages 2–4)."""
         training = [m for m in stage.modules() if m.training]
         stage.eval()
-        output = model_to_frames(stage.validate(self.lr, self.hr_model).float().cpu())
+        outputs = {key: model_to_frames(video.float().cpu())
+                   for key, video in stage.validate(self.lr, self.hr_model).items()}
         for module in training:
             module.train()
+        output = outputs["output"]
         middle = len(output) // 2
         panel = np.concatenate([self.bicubic[middle], output[middle], self.hr[middle]], axis=1)
-        return video_psnr(output, self.hr), panel
+        psnrs = {("val_psnr" if key == "output" else f"val_psnr_{key}"): video_psnr(frames, self.hr)
+                 for key, frames in outputs.items()}
+        return psnrs, panel
 
 
 def _restore(stage, optimizer, checkpoint) -> tuple[int, str | None]:
@@ -126,11 +131,12 @@ def train_loop_per_worker(loop_config: dict) -> None:
             if tracker is not None and (step % config.log_every == 0 or step == config.max_steps):
                 tracker.metrics({"loss": loss.item(), **{k: v.item() for k, v in logs.items()}}, step=step)
             if validation is not None and (step % config.validate_every == 0 or step == config.max_steps):
-                psnr, panel = validation(stage)
-                tracker.metrics({"val_psnr": psnr}, step=step)
+                psnrs, panel = validation(stage)
+                tracker.metrics(psnrs, step=step)
                 tracker.frame(panel, key="val_bicubic_output_hr", step=step)
-                print(f"[{config.name}] step {step}: loss {loss.item():.4f}, held-out PSNR {psnr:.2f} dB "
-                      f"(bicubic {validation.bicubic_psnr:.2f} dB)", flush=True)
+                branches = "".join(f", {key[9:]} {value:.2f} dB" for key, value in psnrs.items() if key != "val_psnr")
+                print(f"[{config.name}] step {step}: loss {loss.item():.4f}, held-out PSNR "
+                      f"{psnrs['val_psnr']:.2f} dB (bicubic {validation.bicubic_psnr:.2f} dB{branches})", flush=True)
             if step % config.checkpoint_every == 0 or step == config.max_steps:
                 _report(config, stage, optimizer, tracker, step, loss.item(), resumed_from)
             if step >= config.max_steps:

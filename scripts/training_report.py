@@ -52,7 +52,7 @@ def curves(run: Path, out: Path) -> dict[str, dict[str, list[tuple[int, float]]]
         if not runs:
             continue
         found[stage] = {key: sorted((m.step, m.value) for m in client.get_metric_history(runs[0].info.run_id, key))
-                        for key in ("loss", "val_psnr", "val_psnr_bicubic")}
+                        for key in ("loss", "val_psnr", "val_psnr_bicubic", "val_psnr_x_u", "val_psnr_x_d")}
     figure, axes = plt.subplots(2, len(found), figsize=(3.2 * len(found), 5.5), squeeze=False)
     for column, (stage, series) in enumerate(found.items()):
         steps, values = zip(*series["loss"], strict=True)
@@ -63,7 +63,10 @@ def curves(run: Path, out: Path) -> dict[str, dict[str, list[tuple[int, float]]]
         axes[0, column].legend(fontsize=7)
         if series["val_psnr"]:
             steps, values = zip(*series["val_psnr"], strict=True)
-            axes[1, column].plot(steps, values, "o-", label="stage output")
+            axes[1, column].plot(steps, values, "o-", label="X_H" if series["val_psnr_x_d"] else "stage output")
+            for key, label in (("val_psnr_x_u", "X_u"), ("val_psnr_x_d", "X_d")):  # stages 2-4: the branches
+                if series[key]:
+                    axes[1, column].plot(*zip(*series[key], strict=True), ".--", lw=0.8, label=label)
             axes[1, column].axhline(series["val_psnr_bicubic"][0][1], color="gray", ls="--", label="bicubic")
             what = "VAE reconstruction" if stage == "base" else ("X_u" if stage == "upscaler" else "pipeline")
             axes[1, column].set_title(f"{stage}: held-out PSNR, {what}", fontsize=9)

@@ -251,6 +251,8 @@ def test_validation_runs_the_inference_steps_with_the_inference_noise(tiny_parts
     frames = np.stack(random_frames(6, 16, 24, seed=4))
     expected = quantize(SATeCoPipeline(copy.deepcopy(model), diffusion).upscale_window(frames, 0, seed=0))
     stage = STAGE_CLASSES["refiner"](model, diffusion).eval()
-    got = model_to_frames(stage.validate(frames_to_model(frames), None))
+    branches = stage.validate(frames_to_model(frames), None)
+    got = model_to_frames(branches["output"])
+    assert set(branches) == {"output", "x_u", "x_d"}  # X_u and X_d are logged beside X_H
     assert got.shape == expected.shape == (6, 64, 96, 3)
     assert np.abs(got.astype(int) - expected).max() <= 1

@@ -60,11 +60,14 @@ class TrainingStage(nn.Module):
         """Called by the training loop before each step (stages 1–4 keep no schedule of their own)."""
 
     @torch.no_grad()
-    def validate(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        """The stage's output for a held-out ``lr`` ``(1, T, 3, h, w)``: the whole pipeline's ``X_H``."""
+    def validate(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The stage's outputs for a held-out ``lr`` ``(1, T, 3, h, w)``, each ``(1, T, 3, 4h, 4w)``: the
+        whole pipeline's ``X_H`` as ``output``, and its branches ``x_u`` and ``x_d``, so that a branch
+        going dead shows in the curves."""
         # The noise `satecco upscale --seed 0` draws for frames 0..T-1: validation shows what inference gives.
         noise = window_noise(0, 0, lr.shape[1], latent_shape(self.model, lr))
-        return run_steps(self.model, self.diffusion, lr, noise)[2].clamp(-1, 1)
+        upscaled, decoded, refined = run_steps(self.model, self.diffusion, lr, noise)
+        return {"output": refined.clamp(-1, 1), "x_u": upscaled.clamp(-1, 1), "x_d": decoded.clamp(-1, 1)}
 
     def save(self, folder: Path) -> None:
         """Every SATeCo module to ``folder/modules.safetensors`` (the next stage starts from it)."""
@@ -89,7 +92,7 @@ class UpscalerStage(TrainingStage):
 
     @torch.no_grad()
     def validate(self, lr, hr):
-        return self.model.upscaler(lr).clamp(-1, 1)
+        return {"output": self.model.upscaler(lr).clamp(-1, 1)}
 
 
 class UNetStage(TrainingStage):
@@ -200,11 +203,11 @@ class BaseStage(nn.Module):
         self.scaling_fixed = True
 
     @torch.no_grad()
-    def validate(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        """The VAE's reconstruction of ``hr`` ``(1, T, 3, H, W)``."""
+    def validate(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The VAE's reconstruction of ``hr`` ``(1, T, 3, H, W)``, as ``output``."""
         video = rearrange(hr, "b t c h w -> (b t) c h w")
         reconstruction = self.vae.decode(self.vae.encode(video).latent_dist.mode()).sample
-        return rearrange(reconstruction, "(b t) c h w -> b t c h w", b=hr.shape[0]).clamp(-1, 1)
+        return {"output": rearrange(reconstruction, "(b t) c h w -> b t c h w", b=hr.shape[0]).clamp(-1, 1)}
 
     def save(self, folder: Path) -> None:
         self.export(folder)
