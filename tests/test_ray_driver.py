@@ -91,6 +91,19 @@ def test_join_blends_shared_frames_between_parts_without_torch(tmp_path):
     assert out.strip() == str([10, 10, 10, 152, 105, 200, 200, 200]) + " False False"
 
 
+def test_the_gpu_pipeline_config_fits_the_shipped_cluster():
+    """Every pool at its largest asks for no more GPUs than ray_cluster.yaml's workers have."""
+    import yaml
+
+    root = Path(__file__).parent.parent
+    config = load_pipeline_config(root / "configs" / "pipeline" / "gpu.yaml")
+    cluster = yaml.safe_load((root / "ray_cluster.yaml").read_text())
+    workers = cluster["available_node_types"]["gpu_worker"]
+    gpus = workers["resources"].get("GPU", 1)  # g6e.xlarge: one GPU
+    demand = sum(group.max_actors * group.num_gpus for group in config.groups)
+    assert demand <= workers["max_workers"] * gpus, (demand, workers["max_workers"])
+
+
 def test_pipeline_configs_refuse_splits_that_would_ship_pixels(tmp_path):
     with pytest.raises(ValueError, match="upscale and encode must share an actor"):
         PipelineConfig(groups=(GroupConfig(("upscale",)), GroupConfig(("encode", "denoise", "decode", "refine"))))
