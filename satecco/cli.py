@@ -55,9 +55,11 @@ def given_options(args: argparse.Namespace) -> dict:
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
+    from satecco.cluster import check_lasting
     from satecco.inputs import expand_inputs
 
     options = validate(UpscaleOptions, given_options(args), args.config, not_in_file=("inputs",))
+    check_lasting(options.output, "--output")  # not into a Ray job's temporary working copy
     spec, settings = _model_spec(options), _video_settings(options)
     inputs = expand_inputs(options.inputs, recursive=options.recursive)
     progress = not options.no_progress

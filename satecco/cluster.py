@@ -5,7 +5,12 @@ Ray is imported inside :func:`init_ray`, so importing this module stays light.
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+
+#: Set by Ray's job supervisor for a job's entry point: the job's runtime environment, as JSON.
+JOB_CONFIG_VARIABLE = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 
 def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bool = False) -> None:
@@ -37,3 +42,26 @@ def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bo
     # actors that claim every core for torch's threads.
     ray.init(num_cpus=num_cpus or (os.cpu_count() or 1) + 1, include_dashboard=False,
              _node_ip_address="127.0.0.1", log_to_driver=log_to_driver)
+
+
+def job_working_copy() -> Path | None:
+    """The current folder when this process is the entry point of a ``ray job submit --working-dir``
+    job: a temporary copy of the submitter's folder, deleted with the job. None otherwise."""
+    try:
+        runtime_env = json.loads(os.environ.get(JOB_CONFIG_VARIABLE, "{}")).get("runtime_env") or {}
+    except (ValueError, AttributeError):
+        return None
+    return Path.cwd().resolve() if runtime_env.get("working_dir") else None
+
+
+def check_lasting(path: str | None, option: str) -> None:
+    """Refuse (``ValueError``, one line) an output ``path`` that would land in a Ray job's temporary
+    working copy (:func:`job_working_copy`), where it would vanish when the job ends."""
+    copy = job_working_copy()
+    if copy is None or not path or ("://" in path and not path.startswith("sqlite:///")):
+        return
+    local = Path(path.removeprefix("sqlite:///")).resolve()
+    if local.is_relative_to(copy):
+        raise ValueError(f"{option} {path}: under `ray job submit --working-dir` this is inside the job's "
+                         f"temporary copy of the working folder ({copy}), deleted when the job ends; give "
+                         f"an absolute path on storage that outlives the job (and that every node sees)")

@@ -147,3 +147,27 @@ def test_local_instance_listens_on_loopback_only(tmp_path):
     assert report["nice"][1] == report["nice"][0], report["nice"]
     assert report["listen"], "no listening socket found"
     assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip in report["listen"]), report["listen"]
+
+
+def test_outputs_inside_a_ray_jobs_working_copy_are_refused(tmp_path, monkeypatch, capsys):
+    """Under `ray job submit --working-dir .` the current folder is a temporary copy deleted with the job:
+    relative outputs (and the default MLflow store) would vanish, so they are refused in one line."""
+    import json
+
+    from satecco.cli import main
+    from satecco.training.config import load_train_config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = load_train_config(None, "upscaler", data=("clip.mp4",), storage_path=str(tmp_path.parent / "kept"),
+                               tracking_uri=f"sqlite:///{tmp_path.parent / 'kept.db'}")
+    config.resolved()  # a plain run: relative and absolute paths alike are fine
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"runtime_env": {"working_dir": "gcs://x.zip"}}))
+    config.resolved()  # absolute paths outside the copy are fine in a job too
+    with pytest.raises(ValueError, match=r"--tracking-uri sqlite:///.*mlflow.db: under `ray job submit"):
+        load_train_config(None, "upscaler", data=("clip.mp4",), storage_path=str(tmp_path.parent)).resolved()
+    with pytest.raises(ValueError, match="--storage-path .*: under `ray job submit --working-dir`"):
+        load_train_config(None, "upscaler", data=("clip.mp4",), tracking_uri="http://mlflow:5000").resolved()
+    assert main(["upscale", "clip.mp4", "-o", "out", "--engine", "local"]) == 2
+    assert "--output out: under `ray job submit --working-dir` this is inside the job's temporary copy" in \
+        capsys.readouterr().err

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 from pydantic.dataclasses import dataclass
 
+from satecco.cluster import check_lasting
 from satecco.options import option, validate
 from satecco.presets import BETA_SCHEDULES, PREDICTION_TYPES
 
@@ -96,6 +97,9 @@ class TrainConfig:
                                         ("weights", self.weights), ("val", self.val),
                                         ("storage_path", self.storage_path))}
         data = tuple(str(Path(d).resolve()) if "://" not in d else d for d in self.data)
+        for flag, value in (("--tracking-uri", tracking), ("--storage-path", absolute["storage_path"]),
+                            ("--output", absolute["output"])):
+            check_lasting(value, flag)  # a Ray job's working copy vanishes with the job
         return replace(self, tracking_uri=tracking, data=data, **absolute)
 
     def as_dict(self) -> dict:
