@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from conftest import perturb_
 from einops import rearrange
 
-from satecco.models.attention import multihead_attention
+from satecco.models.attention import from_windows, multihead_attention
 from satecco.models.latent_encoder import LatentEncoder
 from satecco.models.refiner import VideoRefiner
 from satecco.models.sfa import SpatialFeatureAdaptation
@@ -85,6 +85,35 @@ def test_tfa_masks_its_internal_padding():
     reference = rearrange(reference, "1 (t h w) c -> 1 c t h w", t=6, h=4, w=4)
     assert full.shape == q.shape
     torch.testing.assert_close(full[..., 8:, 8:], reference, atol=1e-5, rtol=1e-5)
+
+
+def test_tfa_calls_attention_without_a_mask_and_equals_the_masked_form(monkeypatch):
+    """A 12x20 map (padded to 16x24): interior, right, bottom and corner windows. No SDPA call gets a
+    mask (so a GPU may take its flash kernel), and the output equals attention with a key padding mask
+    over the padded windows, as it was computed before."""
+    import torch.nn.functional as F
+
+    from satecco.models.attention import crop_volume, pad_volume, to_windows
+
+    torch.manual_seed(0)
+    tfa = perturb_(TemporalFeatureAlignment(8, 8, window_size=8, head_dim=4, kernel_size=(1, 1, 1)), std=0.2)
+    q, k, v = torch.randn(3, 2, 8, 6, 12, 20).unbind(0)
+    window = (6, 8, 8)
+    padded, spec = zip(*(pad_volume(x, window) for x in (q, k, v)), strict=True)
+    valid = torch.zeros((1, 1, *padded[0].shape[2:]), dtype=torch.bool)
+    crop_volume(valid, spec[0]).fill_(True)
+    mask = to_windows(valid, window)[..., 0].repeat(2, 1)[:, None, None, :]
+    heads = [rearrange(to_windows(x, window), "n s (h d) -> n h s d", h=tfa.heads) for x in padded]
+    masked = rearrange(F.scaled_dot_product_attention(*heads, attn_mask=mask), "n h s d -> n s (h d)")
+    reference = crop_volume(from_windows(tfa.self_out(masked), window, 2, padded[0].shape[2:]), spec[0])
+
+    masks = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention",
+                        lambda *args, **kwargs: masks.append(kwargs.get("attn_mask")) or sdpa(*args, **kwargs))
+    got = tfa._attend(q, k, v, tfa.self_out)
+    assert len(masks) == 4 and all(m is None for m in masks)  # one unmasked call per kind of window
+    torch.testing.assert_close(got, reference, atol=1e-6, rtol=1e-5)
 
 
 def test_tmsa_pairs_neighbouring_frames():

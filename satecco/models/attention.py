@@ -49,26 +49,55 @@ def from_windows(tokens: torch.Tensor, window: tuple[int, int, int], batch: int,
                      b=batch, nt=t // wt, nh=h // wh, nw=w // ww, wt=wt, wh=wh, ww=ww)
 
 
-def key_padding_mask(size: tuple[int, int, int], spec: tuple[int, int, int, int, int, int],
-                     window: tuple[int, int, int], batch: int, device: torch.device) -> torch.Tensor | None:
-    """Boolean SDPA mask ``(B * nWin, 1, 1, S)`` that hides padded keys, or ``None`` without padding.
+def window_groups(size: tuple[int, int, int], spec: tuple[int, int, int, int, int, int],
+                  window: tuple[int, int, int], batch: int, device: torch.device
+                  ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """The windows of a padded ``(T, H, W)`` volume (``size``, padded by ``spec``) grouped by which of
+    their tokens are real: ``[(windows, tokens)]``, ``windows`` indexing :func:`to_windows`' first axis
+    (batch included) and ``tokens`` the real tokens of each of them (None: all, an interior window).
 
-    ``size`` is the padded ``(T, H, W)``. Every window holds at least one real token because each
+    Attention over a group's real tokens needs no mask, so every call can take SDPA's fast kernels (a
+    boolean mask keeps them off flash attention): interior windows form one group, and the edge windows
+    at most three more (right, bottom, corner). Every window holds at least one real token because each
     axis is padded by less than one window.
     """
     if not any(spec):
-        return None
+        return [(torch.arange(batch * _window_count(size, window), device=device), None)]
     valid = torch.zeros((1, 1, *size), dtype=torch.bool, device=device)
     crop_volume(valid, spec).fill_(True)
-    mask = to_windows(valid, window)[..., 0]  # (nWin, S)
-    return mask.repeat(batch, 1)[:, None, None, :]
+    patterns = to_windows(valid, window)[..., 0]  # (nWin, S)
+    unique, which = torch.unique(patterns, dim=0, return_inverse=True)
+    groups = []
+    for index, pattern in enumerate(unique):
+        windows = torch.nonzero(which == index)[:, 0]
+        windows = (windows[None] + len(patterns) * torch.arange(batch, device=device)[:, None]).reshape(-1)
+        groups.append((windows, None if bool(pattern.all()) else torch.nonzero(pattern)[:, 0]))
+    return groups
 
 
-def multihead_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
-                        mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Scaled dot-product attention over ``(N, S, C)`` sequences split into ``heads``; returns ``(N, Sq, C)``."""
+def _window_count(size: tuple[int, int, int], window: tuple[int, int, int]) -> int:
+    return (size[0] // window[0]) * (size[1] // window[1]) * (size[2] // window[2])
+
+
+def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
+                      groups: list[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Tensor:
+    """:func:`multihead_attention` of ``(N, S, C)`` window sequences, group by group over their real tokens
+    only (:func:`window_groups`), without a mask; padded query positions come back zero."""
+    result = torch.zeros_like(q)
+    for windows, tokens in groups:
+        if tokens is None:
+            result[windows] = multihead_attention(q[windows], k[windows], v[windows], heads)
+        else:
+            picked = [x[windows][:, tokens] for x in (q, k, v)]
+            result[windows[:, None], tokens[None, :]] = multihead_attention(*picked, heads)
+    return result
+
+
+def multihead_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """Scaled dot-product attention over ``(N, S, C)`` sequences split into ``heads``, unmasked (so SDPA
+    may pick its flash or memory-efficient kernel); returns ``(N, Sq, C)``."""
     q, k, v = (rearrange(x, "n s (h d) -> n h s d", h=heads) for x in (q, k, v))
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    out = F.scaled_dot_product_attention(q, k, v)
     return rearrange(out, "n h s d -> n s (h d)")
 
 

@@ -4,7 +4,9 @@ Each frame is cut into non-overlapping ``8 × 8`` windows; the same window acros
 a tubelet of ``8 · 8 · L`` tokens. Self-attention runs inside each HR tubelet (Q, K, V from Conv3D), then
 cross-attention from the HR tubelet (Q' from Conv3D) to the LR guidance tubelet (K', V' from Conv3D).
 Both attentions are residual with zero-initialised output projections, so a fresh TFA is the identity.
-Frames are padded to a multiple of the window and padded keys are masked out of the attention.
+Frames are padded to a multiple of the window; edge windows attend over their real tokens only, in
+groups that need no mask (:func:`~satecco.models.attention.window_groups`), so every attention call
+can use SDPA's fast kernels.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from torch import nn
 from satecco.models.attention import (
     crop_volume,
     from_windows,
-    key_padding_mask,
-    multihead_attention,
+    grouped_attention,
     num_heads,
     pad_volume,
     to_windows,
+    window_groups,
 )
 
 
@@ -75,8 +77,8 @@ class TemporalFeatureAlignment(nn.Module):
         k, _ = pad_volume(k, window)
         v, _ = pad_volume(v, window)
         size = tuple(q.shape[2:])
-        mask = key_padding_mask(size, spec, window, q.shape[0], q.device)
-        tokens = multihead_attention(*(to_windows(x, window) for x in (q, k, v)), heads=self.heads, mask=mask)
+        groups = window_groups(size, spec, window, q.shape[0], q.device)
+        tokens = grouped_attention(*(to_windows(x, window) for x in (q, k, v)), heads=self.heads, groups=groups)
         return crop_volume(from_windows(out(tokens), window, q.shape[0], size), spec)
 
     def forward(self, f: torch.Tensor, g: torch.Tensor, num_frames: int) -> torch.Tensor:
