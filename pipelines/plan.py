@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 from satecco import storage
 from satecco.cluster import init_ray
-from satecco.errors import SateccoError, input_error
 from satecco.inputs import Input, VideoResult, VideoSettings, assign_outputs
 from satecco.pipelines.config import PipelineConfig
-from satecco.preflight import Prepared, prepare
+from satecco.preflight import Prepared, prepare_input
 from satecco.segments import JoinPlan, part_name, parts_folder, plan_segments
 
 
@@ -40,30 +39,18 @@ class VideoPlan:
                            discarded_parts=self.discarded, notes=list(self.notes))
 
 
-def probe_source(source: str, settings: VideoSettings) -> Prepared | str:
-    """CPU task: the preflight of one input (:func:`~satecco.preflight.prepare`), or the error naming it.
-
-    A remote input is fetched into this machine's cache, where this machine's decode tasks find it.
-    """
-    local = None
-    try:
-        local = storage.local_copy(source)
-        return prepare(local, settings)
-    except (SateccoError, OSError) as error:
-        return input_error(source, error, local=local)
-
-
 def probe_inputs(sources: list[str], settings: VideoSettings, decode_cpus: float, address: str | None
                  ) -> dict[str, Prepared | str]:
-    """:func:`probe_source` of every input: local ones here (a header read and a packet count), remote
-    ones as Ray tasks in parallel, so that the driver never downloads the archive it plans."""
+    """:func:`~satecco.preflight.prepare_input` of every input: local ones here (headers, the first frame
+    and a packet count), remote ones as Ray tasks in parallel (each fetches its input into its machine's
+    cache, where that machine's decode tasks find it), so that the driver never downloads the archive."""
     remote = [s for s in sources if storage.is_remote(s)]
-    probed = {s: probe_source(s, settings) for s in sources if not storage.is_remote(s)}
+    probed = {s: prepare_input(s, settings) for s in sources if not storage.is_remote(s)}
     if remote:
         init_ray(address)  # before Ray's import: it sets what Ray reads on import
         import ray
 
-        task = ray.remote(num_cpus=decode_cpus)(probe_source)
+        task = ray.remote(num_cpus=decode_cpus)(prepare_input)
         probed.update(zip(remote, ray.get([task.remote(s, settings) for s in remote]), strict=True))
     return probed
 

@@ -20,7 +20,7 @@ import numpy as np
 from satecco import storage
 from satecco.errors import SateccoError, VideoError, input_error
 from satecco.inputs import Input, RunReport, VideoResult, VideoSettings, assign_outputs, outdir_failures
-from satecco.preflight import Prepared, prepare
+from satecco.preflight import Prepared, prepare, prepare_input
 from satecco.video.concat import concat_segments
 from satecco.video.formats import output_suffix
 from satecco.video.read import probe, read_frames
@@ -86,12 +86,11 @@ def preflight(targets: dict[str, str], settings: VideoSettings) -> tuple[dict[st
         if not settings.overwrite and storage.exists(target):
             results.append(VideoResult(source, target, "skipped"))
             continue
-        local = None
-        try:
-            local = storage.local_copy(source)
-            prepared[source] = prepare(local, settings)
-        except (SateccoError, OSError) as error:
-            results.append(VideoResult(source, None, "failed", error=input_error(source, error, local=local)))
+        ready = prepare_input(source, settings)
+        if isinstance(ready, str):
+            results.append(VideoResult(source, None, "failed", error=ready))
+        else:
+            prepared[source] = ready
     return prepared, results
 
 

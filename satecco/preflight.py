@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from satecco.errors import VideoError
+from satecco import storage
+from satecco.errors import SateccoError, VideoError, input_error
 from satecco.inputs import VideoSettings
 from satecco.video.formats import open_input
 from satecco.video.picture import Encoding, Picture, encoding_for
@@ -65,6 +66,17 @@ def prepare(local: str | Path, settings: VideoSettings, info: VideoInfo | None =
     if encoding.bits < picture.bits and picture.bits > 8:
         notes.append(f"{picture.bits}-bit samples written at {encoding.bits} bits (--allow-8bit)")
     return Prepared(count_frames(local, info), info.frame_rate, encoding, deinterlace, tuple(plans), tuple(notes))
+
+
+def prepare_input(source: str, settings: VideoSettings) -> Prepared | str:
+    """:func:`prepare` of input ``source`` (local or URI, fetched into this machine's cache), or the
+    one-line error naming it. Both engines' preflights run it; the Ray engine's as a task."""
+    local = None
+    try:
+        local = storage.local_copy(source)
+        return prepare(local, settings)
+    except (SateccoError, OSError) as error:
+        return input_error(source, error, local=local)
 
 
 def _stream_plans(local: Path, codec: str) -> list[StreamPlan]:

@@ -77,6 +77,9 @@ ROWS = (
     Row("w1", "refiner w = 1.0", ("--method", "satecco", "--refiner-w", "1")),
     Row("xd", "X_d: VAE decoder output, no refiner", ("--method", "satecco"), refiner="xd"),
     Row("xu-for-xd", "X_u in place of X_d: refiner(X_u, X_u)", ("--method", "satecco"), refiner="xu"),
+    # The seam cost of tiling: SFA's statistics are taken per tile (docs/methods.md).
+    Row("tile24", "SATeCo, --tile 24 --tile-overlap 4", ("--method", "satecco", "--tile", "24", "--tile-overlap", "4")),
+    Row("tile16", "SATeCo, --tile 16 --tile-overlap 4", ("--method", "satecco", "--tile", "16", "--tile-overlap", "4")),
 )
 BY_KEY = {row.key: row for row in ROWS}
 
@@ -240,7 +243,9 @@ def clip_section(clip: Clip, measured: dict) -> list[str]:
                           ("`X_u` in place of `X_d` (refiner(X_u, X_u))", "xu-for-xd")]),
         "", "Reference rows:", "",
         *table(measured, [("bicubic ×4", "bicubic"), ("frame-wise SATeCo (`--method framewise`)", "framewise"),
-                          ("SATeCo (`--method satecco`)", "satecco")]),
+                          ("SATeCo (`--method satecco`)", "satecco"),
+                          ("SATeCo in LR tiles of 24 px (`--tile 24 --tile-overlap 4`)", "tile24"),
+                          ("SATeCo in LR tiles of 16 px (`--tile 16 --tile-overlap 4`)", "tile16")]),
         "",
     ]
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import av
 
+from satecco.video.concat import concat_segments
 from satecco.video.read import probe, read_frames
 from satecco.video.write import VideoWriter
 
@@ -73,12 +74,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         audio = Path(tmp) / "audio.m4a"
         has_audio = cut_audio(source, start_s, end_s, audio)
-        with VideoWriter(args.out, WIDTH, HEIGHT, info.frame_rate, codec="h264", crf=18,
-                         audio_from=str(audio) if has_audio else None) as writer:
+        video = Path(tmp) / "video.mp4"
+        with VideoWriter(video, WIDTH, HEIGHT, info.frame_rate, codec="h264", crf=18) as writer:
             for frame in itertools.islice(read_frames(source), START_FRAME, START_FRAME + NUM_FRAMES):
                 small = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
                     width=WIDTH, height=HEIGHT, interpolation="LANCZOS")
                 writer.write(small.to_ndarray(format="rgb24"))
+        # The join brings the cut audio track in, packet for packet, as it does for every output.
+        concat_segments([video], args.out, info.frame_rate, "h264", source=str(audio) if has_audio else None)
 
     out = probe(args.out)
     print(f"{args.out}: {out.width}x{out.height}, {out.num_frames} frames at {out.frame_rate} fps, "

@@ -51,7 +51,7 @@ def from_windows(tokens: torch.Tensor, window: tuple[int, int, int], batch: int,
 
 def window_groups(size: tuple[int, int, int], spec: tuple[int, int, int, int, int, int],
                   window: tuple[int, int, int], batch: int, device: torch.device
-                  ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+                  ) -> list[tuple[torch.Tensor | slice, torch.Tensor | None]]:
     """The windows of a padded ``(T, H, W)`` volume (``size``, padded by ``spec``) grouped by which of
     their tokens are real: ``[(windows, tokens)]``, ``windows`` indexing :func:`to_windows`' first axis
     (batch included) and ``tokens`` the real tokens of each of them (None: all, an interior window).
@@ -62,7 +62,7 @@ def window_groups(size: tuple[int, int, int], spec: tuple[int, int, int, int, in
     axis is padded by less than one window.
     """
     if not any(spec):
-        return [(torch.arange(batch * _window_count(size, window), device=device), None)]
+        return [(slice(None), None)]  # every window whole
     valid = torch.zeros((1, 1, *size), dtype=torch.bool, device=device)
     crop_volume(valid, spec).fill_(True)
     patterns = to_windows(valid, window)[..., 0]  # (nWin, S)
@@ -75,14 +75,12 @@ def window_groups(size: tuple[int, int, int], spec: tuple[int, int, int, int, in
     return groups
 
 
-def _window_count(size: tuple[int, int, int], window: tuple[int, int, int]) -> int:
-    return (size[0] // window[0]) * (size[1] // window[1]) * (size[2] // window[2])
-
-
 def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
-                      groups: list[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Tensor:
+                      groups: list[tuple[torch.Tensor | slice, torch.Tensor | None]]) -> torch.Tensor:
     """:func:`multihead_attention` of ``(N, S, C)`` window sequences, group by group over their real tokens
     only (:func:`window_groups`), without a mask; padded query positions come back zero."""
+    if len(groups) == 1 and groups[0][1] is None:  # no window padded: one call, no copies
+        return multihead_attention(q, k, v, heads)
     result = torch.zeros_like(q)
     for windows, tokens in groups:
         if tokens is None:

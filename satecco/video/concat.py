@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,8 +22,8 @@ from satecco.video.formats import (
     reason,
     video_stream,
 )
-from satecco.video.read import Tally, promised_length
-from satecco.video.streams import Carried, Timing, frame_times, plan_streams
+from satecco.video.read import Tally, probe, promised_length
+from satecco.video.streams import Carried, Timing, frame_times, kept_metadata, plan_streams
 from satecco.video.write import discard_output, finish_output
 
 
@@ -180,28 +179,26 @@ def _remux_parts(parts: list[Path], tmp: Path, target: Path, container_format: s
     return remux.total
 
 
-def _carry(original, out, video, codec: str, source: str, frame_rate: Fraction) -> tuple[Timing, Carried | None]:
-    """Give the output's ``video`` stream what ``original``'s video stream carries, and add its other
-    streams; returns the frames' timing and the carried streams."""
-    if not original.streams.video:
-        return Timing(frame_rate), Carried(original, out, plan_streams(original, codec))
-    stream = original.streams.video[0]
+def _carry(original, out, video, codec: str, source: str, frame_rate: Fraction) -> tuple[Timing, Carried]:
+    """Give the output's ``video`` stream what ``original``'s video stream carries (tags, disposition,
+    sample aspect ratio, display matrix), and add its other streams; returns the frames' timing and the
+    carried streams. A source without video (an audio track to join) gives its streams only."""
     try:
         plans = plan_streams(original, codec)
     except ValueError as error:
         raise VideoError(Path(source), str(error)) from error
-    video.metadata.update({k: v for k, v in stream.metadata.items() if k.lower() in ("language", "title", "timecode")})
+    if not original.streams.video:
+        return Timing(frame_rate), Carried(original, out, plans)
+    stream = original.streams.video[0]
+    video.metadata.update(kept_metadata(stream.metadata))
     video.disposition = stream.disposition
-    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
-    if sar and sar != 1:
-        video.sample_aspect_ratio = sar
-    first = next(original.decode(stream), None)
-    matrix = next((bytes(d) for d in first.side_data if d.type.name == "DISPLAYMATRIX"), None) if first else None
-    if matrix:
-        video.set_display_matrix(list(struct.unpack("<9i", matrix)))
+    picture = probe(source).picture  # its own reads: ``original`` is left at the start for Carried
+    if picture.sar:
+        video.sample_aspect_ratio = picture.sar
+    if picture.display_matrix:
+        video.set_display_matrix(list(picture.display_matrix))
     with open_input(Path(source)) as again:
         times = frame_times(again)
-    original.seek(0)
     return Timing(frame_rate, times, stream.time_base), Carried(original, out, plans)
 
 

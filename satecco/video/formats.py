@@ -93,8 +93,8 @@ def frame_files(folder: Path) -> list[Path]:
     return files
 
 
-def read_png(path: Path, bits: int = 8) -> np.ndarray:
-    """One PNG frame as ``(H, W, 3)`` RGB, uint8 for ``bits`` 8, else uint16."""
+def decode_png(path: Path):
+    """One PNG frame, decoded (an ``av.VideoFrame``: its format tells the file's depth)."""
     try:
         with av.open(str(path)) as container:
             frame = next(container.decode(video=0), None)
@@ -102,7 +102,12 @@ def read_png(path: Path, bits: int = 8) -> np.ndarray:
         raise VideoError(path, f"not a PNG image: {reason(e)}") from e
     if frame is None:
         raise VideoError(path, "not a PNG image: no picture in it")
-    return to_rgb(frame, bits)
+    return frame
+
+
+def read_png(path: Path, bits: int = 8) -> np.ndarray:
+    """One PNG frame as ``(H, W, 3)`` RGB, uint8 for ``bits`` 8, else uint16."""
+    return to_rgb(decode_png(path), bits)
 
 
 def reason(error: Exception) -> str:

@@ -64,14 +64,17 @@ class Picture:
         return HDR_TRANSFERS.get(self.colour.transfer)
 
 
+def format_bits(pix_fmt: str) -> int:
+    """The most bits per sample of a pixel format (``yuv420p10le`` -> 10)."""
+    return max((c.bits for c in av.VideoFormat(pix_fmt).components), default=8)
+
+
 def picture_of(stream, first) -> Picture:
     """The :class:`Picture` of video ``stream`` whose first decoded frame is ``first``."""
     codec = stream.codec_context
-    pix_fmt = first.format.name
-    bits = max((c.bits for c in av.VideoFormat(pix_fmt).components), default=8)
     sar = stream.sample_aspect_ratio or codec.sample_aspect_ratio
     matrix = next((bytes(d) for d in first.side_data if d.type.name == "DISPLAYMATRIX"), None)
-    return Picture(pix_fmt=pix_fmt, bits=bits, colour=Colour.of(first),
+    return Picture(pix_fmt=first.format.name, bits=format_bits(first.format.name), colour=Colour.of(first),
                    sar=Fraction(sar) if sar and sar != 1 else None,
                    display_matrix=tuple(int(v) for v in np.frombuffer(matrix, "<i4")) if matrix else None,
                    field_order=codec.field_order, interlaced=codec.field_order in (2, 3, 4, 5) or first.interlaced_frame)

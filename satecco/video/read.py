@@ -18,6 +18,7 @@ import numpy as np
 from satecco.errors import VideoError
 from satecco.video.formats import (
     FOLDER_FRAME_RATE,
+    decode_png,
     frame_files,
     frame_rate_of,
     open_input,
@@ -26,7 +27,7 @@ from satecco.video.formats import (
     to_rgb,
     video_stream,
 )
-from satecco.video.picture import Picture, picture_of
+from satecco.video.picture import Picture, format_bits, picture_of
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,9 @@ def probe(path) -> VideoInfo:
     path = Path(path)
     if path.is_dir():
         files = frame_files(path)
-        first = read_png(files[0])
-        bits = 16 if _png_bits(files[0]) > 8 else 8
-        return VideoInfo(str(path), first.shape[1], first.shape[0], len(files), FOLDER_FRAME_RATE, False, "png",
-                         Picture(bits=bits))
+        first = decode_png(files[0])
+        return VideoInfo(str(path), first.width, first.height, len(files), FOLDER_FRAME_RATE, False, "png",
+                         Picture(pix_fmt=first.format.name, bits=format_bits(first.format.name)))
     with open_input(path) as container:
         stream = video_stream(container, path)
         try:
@@ -76,12 +76,6 @@ def probe(path) -> VideoInfo:
             picture=picture_of(stream, first),
         )
 
-
-def _png_bits(path: Path) -> int:
-    """The bit depth of a PNG file's samples (its IHDR chunk)."""
-    with open(path, "rb") as file:
-        header = file.read(25)
-    return header[24] if len(header) == 25 else 8
 
 
 def count_frames(path, info: VideoInfo | None = None) -> int:

@@ -153,7 +153,7 @@ class Carried:
     :func:`plan_streams` decided; :meth:`mux_until` interleaves their packets with the video by time."""
 
     def __init__(self, source, out, plans: list[StreamPlan]):
-        self._source, self._out = source, out
+        self._out = out
         out.metadata.update(kept_metadata(source.metadata))
         if source.chapters():
             out.set_chapters(source.chapters())
@@ -216,9 +216,6 @@ class Carried:
             for resampled in self._resamplers[index].resample(None):
                 self._out.mux(self._outputs[index].encode(resampled))
             self._out.mux(self._outputs[index].encode(None))
-
-    def close(self) -> None:
-        self._packets = self._pending = None
 
 
 def mov_text_packet(packet) -> av.Packet:
