@@ -7,7 +7,15 @@ import numpy as np
 
 from satecco.errors import VideoError
 from satecco.training.config import TrainConfig
-from satecco.training.data import Clip, find_clips, make_sample, window_starts
+from satecco.training.data import Clip, ClipCache, find_clips, make_sample, window_starts
+
+#: Rows per pass over the training data, at least (see training_dataset).
+MIN_ROWS_PER_PASS = 4096
+
+#: Decoded video files, kept by each Ray worker process across the map tasks it runs (Ray reuses a
+#: task's process). An actor pool would keep them too, but on a small machine its actors wait forever
+#: for the CPUs the training workers hold.
+CLIP_CACHE = ClipCache()
 
 
 class LoadSample:
@@ -22,7 +30,7 @@ class LoadSample:
     def __call__(self, row: dict) -> dict[str, np.ndarray]:
         config = self.config
         return make_sample(self.clips[row["clip"]], int(row["start"]), config.frames, config.crop,
-                           np.random.default_rng(), degradation=config.degradation)
+                           np.random.default_rng(), degradation=config.degradation, read=CLIP_CACHE)
 
 
 def find_training_clips(config: TrainConfig) -> list[Clip]:
@@ -43,5 +51,8 @@ def training_dataset(config: TrainConfig, clips: list[Clip]):
     import ray
 
     items = window_starts(clips, config.frames)
+    # Each pass over the dataset starts a Ray Data execution (seconds on a small machine): a small data
+    # set is listed several times per pass, so that a pass feeds hundreds of steps rather than a few.
+    items = items * max(1, -(-MIN_ROWS_PER_PASS // len(items)))
     # Shuffling the small (clip, start) rows is cheap; the frames are read after it, in the map.
     return ray.data.from_items(items).random_shuffle().map(LoadSample(clips, config), num_cpus=0.25)

@@ -40,10 +40,10 @@ def build_stage(config: TrainConfig, rank: int) -> torch.nn.Module:
         base = random_base_model(preset, config.seed)
         diffusion = base_schedule(preset.diffusion, {}, config.diffusion_overrides())
         return BaseStage(base, diffusion, vae_steps=round(config.max_steps * config.base_fraction_vae),
-                         kl_weight=config.kl_weight, seed=seed)
+                         kl_weight=config.kl_weight, seed=seed, max_timestep=config.max_timestep)
     model, diffusion = build_model(preset, base_model=config.base_model, weights=config.weights, seed=config.seed,
                                    diffusion=config.diffusion_overrides())
-    return STAGE_CLASSES[config.stage](model, diffusion, seed=seed)
+    return STAGE_CLASSES[config.stage](model, diffusion, seed=seed, max_timestep=config.max_timestep)
 
 
 class Validation:

@@ -70,7 +70,8 @@ class Tracker:
         # and the satecco package brings everything else the model needs.
         mlflow.pyfunc.log_model(name="model", python_model=mlflow_model.__file__, artifacts=artifacts,
                                 model_config={"preset": config.preset},
-                                pip_requirements=[f"satecco=={satecco.__version__}"])
+                                pip_requirements=[f"satecco=={satecco.__version__}"],
+                                registered_model_name=config.registered_model)
 
     def close(self, status: str = "FINISHED") -> None:
         self.mlflow.end_run(status=status)

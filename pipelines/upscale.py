@@ -154,7 +154,7 @@ def upscale_on_ray(inputs: list[Input | str], outdir: str | Path, spec: ModelSpe
         busy = _run_pipeline(rows, plans, results, report, len(sources), spec, settings, config, address, progress)
     order = {source: i for i, source in enumerate(sources)}
     results.sort(key=lambda r: order.get(r.input, len(order)))
-    report.close(results)
+    report.close(results, busy)
     _print_throughput(results, busy, time.perf_counter() - started, progress)
     return results
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from satecco.options import EvaluateOptions, UpscaleOptions, add_options, run_command, validate
@@ -56,15 +57,39 @@ def given_options(args: argparse.Namespace) -> dict:
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     from satecco.cluster import check_lasting
-    from satecco.inputs import expand_inputs
 
     options = validate(UpscaleOptions, given_options(args), args.config, not_in_file=("inputs",))
     check_lasting(options.output, "--output")  # not into a Ray job's temporary working copy
     spec, settings = _model_spec(options), _video_settings(options)
+    if options.dry_run:
+        return _dry_run(options, spec)
+    tracking_uri = options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    from satecco.registry import resolve_registered
+
+    spec = resolve_registered(spec, tracking_uri)  # models:/NAME@ALIAS -> that version's files
+    _check_model_files(spec)
+    if not tracking_uri:
+        return _report(_upscale(options, spec, settings))
+    from satecco.lineage import UpscaleRun
+
+    with UpscaleRun(tracking_uri, options.experiment, spec, settings, options.engine, options.output,
+                    weights_uri=options.weights) as run:
+        results = _upscale(options, spec, settings)
+        run.finish(results)
+    print(f"MLflow run {run.run_id} at {tracking_uri}")
+    return _report(results)
+
+
+def _upscale(options: UpscaleOptions, spec, settings) -> list:
+    from satecco.inputs import expand_inputs
+
     inputs = expand_inputs(options.inputs, recursive=options.recursive)
     progress = not options.no_progress
-    _check_model_files(spec)
     if options.engine == "ray":
+        if options.dashboard and not options.address:
+            from satecco.cluster import init_ray
+
+            print(f"Ray dashboard: {init_ray(None, dashboard=True)}", file=sys.stderr)
         from satecco.pipelines.config import load_pipeline_config
         from satecco.pipelines.upscale import upscale_on_ray
 
@@ -79,6 +104,11 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
         # Built only once OUTDIR is known to be writable: a bad OUTDIR costs no model build.
         results = upscale_locally(inputs, options.output, partial(build_pipeline, spec), settings, progress=progress)
+    return results
+
+
+def _report(results: list) -> int:
+    """Print each output (or why it was skipped) and the failure count; the exit status."""
     for result in results:
         if result.status == "ok":
             print(f"{result.output}  ({result.frames} frames, {result.seconds:.1f} s)")
@@ -91,24 +121,56 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    options = validate(UpscaleOptions, given_options(args), args.config, not_in_file=("inputs",))
+    failed, _ = _describe_inputs(options)
+    return 1 if failed else 0
+
+
+def _describe_inputs(options: UpscaleOptions) -> tuple[bool, list]:
+    """Print what ``upscale`` would do with each input; ``(whether any is refused, every Described)``."""
     from satecco.describe import describe_input
     from satecco.inputs import assign_outputs, expand_inputs
     from satecco.presets import get_preset
 
-    options = validate(UpscaleOptions, given_options(args), args.config, not_in_file=("inputs",))
     inputs = expand_inputs(options.inputs, recursive=options.recursive)
     scale = get_preset(options.preset).scale
     settings = _video_settings(options)
     targets, refused = assign_outputs(inputs, options.output, settings)
     refusals = {result.input: result.error for result in refused}
-    failed = bool(refused)
+    failed, described = bool(refused), []
     for entry in inputs:
         if entry.source in refusals:
             print(f"{entry.source}\n  {refusals[entry.source]}")
         elif entry.source in targets:
-            lines = describe_input(entry.source, targets[entry.source], scale, settings)
-            failed |= any(line.startswith("  error:") for line in lines)
-            print("\n".join(lines))
+            described.append(describe_input(entry.source, targets[entry.source], scale, settings))
+            failed |= described[-1].size is None
+            print("\n".join(described[-1].lines))
+    return failed, described
+
+
+def _dry_run(options: UpscaleOptions, spec) -> int:
+    """``upscale --dry-run``: the probe's answer per input, its windows and Ray segments, and the job's
+    estimated cost (:mod:`satecco.cost`); nothing is built or written."""
+    from satecco.cost import estimate_lines
+    from satecco.diffusion import sampling_timesteps
+    from satecco.pipelines.config import default_pipeline_config, load_pipeline_config
+    from satecco.presets import NO_DIFFUSION, get_preset
+    from satecco.windows import plan_windows
+
+    failed, described = _describe_inputs(options)
+    settings = _video_settings(options)
+    per_segment = (load_pipeline_config(options.pipeline_config) or default_pipeline_config({})).windows_per_segment
+    for item in (d for d in described if d.size):
+        windows = len(plan_windows(item.frames, settings.window, settings.window_overlap))
+        print(f"{item.lines[0]}: {windows} windows; {-(-windows // per_segment)} Ray segments of up to "
+              f"{per_segment} windows")
+    outputs = [(d.frames, *d.size) for d in described if d.size]
+    if spec.method in NO_DIFFUSION:  # the table holds SATeCo's costs only
+        print(estimate_lines(outputs, spec.preset, 1, table=[])[0])
+        print(f"estimate: --method {spec.method} runs no diffusion; the cost table does not cover it")
+    else:
+        diffusion = get_preset(spec.preset).with_diffusion(**spec.diffusion_overrides()).diffusion
+        print("\n".join(estimate_lines(outputs, spec.preset, len(sampling_timesteps(diffusion)))))
     return 1 if failed else 0
 
 
@@ -122,7 +184,7 @@ def _model_spec(options: UpscaleOptions):
                      random_weights=options.random_weights, beta_schedule=options.beta_schedule,
                      prediction_type=options.prediction_type, refiner_w=options.refiner_w,
                      no_sfa=tuple(sorted(set(options.no_sfa or ()))),  # sorted: one fingerprint per choice
-                     no_tfa=tuple(sorted(set(options.no_tfa or ()))))
+                     no_tfa=tuple(sorted(set(options.no_tfa or ()))), color_fix=options.color_fix)
 
 
 def _video_settings(options: UpscaleOptions):
@@ -133,7 +195,8 @@ def _video_settings(options: UpscaleOptions):
     overlap = 0 if options.method in FRAME_BY_FRAME else options.window_overlap
     return VideoSettings(window=options.window, window_overlap=overlap, seed=options.seed, codec=options.codec,
                          crf=options.crf, suffix=options.suffix, overwrite=options.overwrite,
-                         deinterlace=options.deinterlace, allow_fewer_bits=options.allow_fewer_bits)
+                         deinterlace=options.deinterlace, allow_fewer_bits=options.allow_fewer_bits,
+                         outscale=options.outscale, height=options.height, max_height=options.max_height)
 
 
 def _named_preds(items: list[str]) -> dict[str, str]:
@@ -154,8 +217,6 @@ def _named_preds(items: list[str]) -> dict[str, str]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import os
-
     from satecco.evaluate import METRICS, EvalSettings, pair_clips
     from satecco.evaluation_summary import log_to_mlflow, summarize, write_metrics_json
     from satecco.report import write_report

@@ -6,6 +6,7 @@ Ray is imported inside :func:`init_ray`, so importing this module stays light.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from pathlib import Path
 JOB_CONFIG_VARIABLE = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 
-def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bool = False) -> None:
+def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bool = False,
+             dashboard: bool = False) -> str | None:
     """Join ``address`` (``auto``, ``ray://…``, ``host:port``) or start a local instance on loopback
     with token authentication on.
 
@@ -22,7 +24,8 @@ def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bo
     loopback address, so that every Ray server of the local instance listens on 127.0.0.1 only; and
     ``RAY_worker_niceness=0``, so that the workers run at the driver's priority.
     ``log_to_driver``: show the workers' output here (training progress); the upscale pipeline has its
-    own progress bar.
+    own progress bar. ``dashboard``: a local instance also serves Ray's dashboard, on 127.0.0.1 only;
+    returns its URL (``None`` without one, or when joining a cluster, whose dashboard is its head's).
     """
     if not address:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -34,14 +37,31 @@ def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bo
     import ray
 
     if ray.is_initialized():
-        return
+        return None
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # satecco -v shows them
+        _quiet_console()
     if address:
         ray.init(address=address, log_to_driver=log_to_driver)
-        return
+        return None
     # One logical CPU above the cores leaves room for the light decode and write tasks beside stage
     # actors that claim every core for torch's threads.
-    ray.init(num_cpus=num_cpus or (os.cpu_count() or 1) + 1, include_dashboard=False,
-             _node_ip_address="127.0.0.1", log_to_driver=log_to_driver)
+    context = ray.init(num_cpus=num_cpus or (os.cpu_count() or 1) + 1, include_dashboard=dashboard,
+                       dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1", log_to_driver=log_to_driver)
+    return f"http://{context.dashboard_url}" if dashboard and context.dashboard_url else None
+
+
+def _quiet_console() -> None:
+    """Ray's and Ray Data's info lines (the instance started, each dataset's execution plan, and a
+    progress report every 10 seconds when stdout is not a terminal) and Ray Data's own progress bars,
+    which tear satecco's bar apart, leave the console: they stay in the session's log files
+    (``ray-data.log``). Ray's warnings and errors still show; Ray Data's go to its log file only."""
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    for name, level in (("ray", logging.WARNING), ("ray.data", logging.ERROR)):
+        for handler in logging.getLogger(name).handlers:  # the console's; Ray Data's file handler is not one
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                handler.setLevel(level)
 
 
 def job_working_copy() -> Path | None:

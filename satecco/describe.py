@@ -9,6 +9,7 @@ output path, and the refusal where there is one. Reads headers, the first frame 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,7 +23,17 @@ from satecco.video.read import VideoInfo, probe
 from satecco.video.streams import frame_times
 
 
-def describe_input(source: str, target: str | None, scale: int, settings: VideoSettings) -> list[str]:
+@dataclass(frozen=True)
+class Described:
+    """What ``satecco probe`` prints about one input, and what the dry run totals: the frames and the
+    ``(width, height)`` it would write (``None`` when it is refused or unreadable)."""
+
+    lines: list[str]
+    frames: int = 0
+    size: tuple[int, int] | None = None
+
+
+def describe_input(source: str, target: str | None, scale: int, settings: VideoSettings) -> Described:
     """Lines describing ``source`` and what upscaling it ``scale`` times to ``target`` keeps, changes or
     refuses; a refused or unreadable input gives an ``error:`` line."""
     local = None
@@ -31,16 +42,18 @@ def describe_input(source: str, target: str | None, scale: int, settings: VideoS
         info = probe(local)
         prepared = prepare(local, settings, info)
     except (SateccoError, OSError) as error:
-        return [f"{source}", f"  error: {input_error(source, error, local=local)}"]
+        return Described([f"{source}", f"  error: {input_error(source, error, local=local)}"])
     lines = [source, f"  output: {target}"]
-    size = f"{info.width}x{info.height} -> {info.width * scale}x{info.height * scale}"
+    written = prepared.encoding.size or (info.width * scale, info.height * scale)
+    size = f"{info.width}x{info.height} -> {info.width * scale}x{info.height * scale}" + \
+        (f" -> {written[0]}x{written[1]} (Lanczos)" if prepared.encoding.size else "")
     if Path(local).is_dir():
         lines.append(f"  video: png frames ({info.picture.bits}-bit) {size}, {prepared.frames} frames at "
                      f"{info.frame_rate} fps (a frame folder's rate)")
-        return lines + [f"  note: {note}" for note in prepared.picture_notes]
-    lines.append(_video_line(local, info, prepared, size))
-    lines += [f"  {plan.describe()}" for plan in prepared.streams]
-    return lines + [f"  note: {note}" for note in prepared.picture_notes]
+    else:
+        lines.append(_video_line(local, info, prepared, size))
+        lines += [f"  {plan.describe()}" for plan in prepared.streams]
+    return Described(lines + [f"  note: {note}" for note in prepared.picture_notes], prepared.frames, written)
 
 
 def _video_line(local: str, info: VideoInfo, prepared: Prepared, size: str) -> str:

@@ -42,15 +42,25 @@ def make_scheduler(config: DiffusionConfig):
     return sampler(**{name: getattr(config, name) for name in SCHEDULE_FIELDS if name in accepted})
 
 
-def sampling_timesteps(config: DiffusionConfig) -> torch.Tensor:
-    """The timesteps :func:`denoise` visits: the sampler's schedule at or below ``start_step``."""
+def set_sampling_timesteps(scheduler, config: DiffusionConfig, device=None) -> torch.Tensor:
+    """Set ``scheduler``'s timesteps to ``config.steps`` over the whole schedule and return those at or
+    below ``start_step``. Where no step of that schedule is that low (``--steps 1`` with the tiny
+    preset's start step 124), the step count is raised to the fewest that has one: one step runs."""
     if not 0 < config.start_step < config.num_train_timesteps:
         raise ValueError(f"start_step={config.start_step} must lie in 1..{config.num_train_timesteps - 1}")
     if config.steps < 1:
         raise ValueError(f"steps={config.steps} must be at least 1")
-    scheduler = make_scheduler(config)
-    scheduler.set_timesteps(config.steps)
-    return scheduler.timesteps[scheduler.timesteps <= config.start_step]
+    for steps in range(config.steps, config.num_train_timesteps + 1):
+        scheduler.set_timesteps(steps, device=device)
+        kept = scheduler.timesteps[scheduler.timesteps <= config.start_step]
+        if len(kept):
+            return kept
+    raise ValueError(f"no sampling step at or below start_step={config.start_step}")
+
+
+def sampling_timesteps(config: DiffusionConfig) -> torch.Tensor:
+    """The timesteps :func:`denoise` visits: the sampler's schedule at or below ``start_step``."""
+    return set_sampling_timesteps(make_scheduler(config), config)
 
 
 def denoise(model: ModelFn, latents: torch.Tensor, noise: torch.Tensor, config: DiffusionConfig,
@@ -68,11 +78,8 @@ def denoise(model: ModelFn, latents: torch.Tensor, noise: torch.Tensor, config: 
         denoised latents ``Z_0`` ``(N, c, h, w)``.
     """
     scheduler = make_scheduler(config)
-    scheduler.set_timesteps(config.steps, device=latents.device)
+    kept = set_sampling_timesteps(scheduler, config, device=latents.device)
     timesteps = scheduler.timesteps
-    kept = timesteps[timesteps <= config.start_step]
-    if len(kept) == 0:
-        raise ValueError(f"no sampling step at or below start_step={config.start_step}")
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(len(timesteps) - len(kept))
     z = scheduler.add_noise(latents, noise.to(latents), kept[:1])

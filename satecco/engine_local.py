@@ -59,9 +59,9 @@ def _upscale_file(pipeline: SATeCoPipeline, source: str, target: str | Path, set
     with storage.atomic_output(target, replace_folder=settings.overwrite) as local_target, \
             tempfile.TemporaryDirectory(dir=Path(local_target).parent, prefix=".satecco-") as scratch:
         frames_file = Path(scratch) / f"frames{output_suffix(encoding.codec)}"
-        with VideoWriter(frames_file, info.width * pipeline.scale, info.height * pipeline.scale, info.frame_rate,
-                         codec=encoding.codec, crf=encoding.crf, bits=encoding.bits,
-                         colour=encoding.colour) as writer:
+        upscaled = (info.width * pipeline.scale, info.height * pipeline.scale)
+        with VideoWriter(frames_file, *(encoding.size or upscaled), info.frame_rate, codec=encoding.codec,
+                         crf=encoding.crf, bits=encoding.bits, colour=encoding.colour, scale_from=upscaled) as writer:
             def emit(frames: list[tuple[int, np.ndarray]]) -> None:
                 nonlocal written
                 for _, frame in frames:

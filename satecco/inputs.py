@@ -30,7 +30,8 @@ class VideoSettings:
     """How each video is cut into windows, seeded, read and written; ``suffix`` is added to each output's
     name, and ``overwrite`` replaces outputs that exist (else they are skipped). ``deinterlace``:
     ``auto`` (inputs flagged interlaced), ``on`` or ``off``; ``allow_fewer_bits``: write deep inputs at
-    the codec's depth rather than refuse them (see :mod:`satecco.preflight`)."""
+    the codec's depth rather than refuse them (see :mod:`satecco.preflight`). ``outscale`` (a factor up
+    to the model's), ``height`` and ``max_height``: the size written (:func:`satecco.preflight.output_size`)."""
 
     window: int = 6
     window_overlap: int = 2
@@ -41,6 +42,13 @@ class VideoSettings:
     overwrite: bool = False
     deinterlace: str = "auto"
     allow_fewer_bits: bool = False
+    outscale: float | None = None
+    height: int | None = None
+    max_height: int | None = None
+
+    def __post_init__(self):
+        if self.outscale is not None and self.height is not None:
+            raise ValueError("give --outscale or --height, not both")
 
 
 @dataclass(frozen=True)
@@ -181,6 +189,7 @@ class RunReport:
     """
 
     def __init__(self, outdir: str | Path):
+        self.outdir = str(outdir)
         self.path = storage.join(outdir, REPORT)
         self.live = not storage.is_remote(self.path)
         if self.live:  # a fresh report: no line of an earlier run stays
@@ -192,6 +201,11 @@ class RunReport:
             with open(self.path, "a") as report:
                 report.write(json.dumps(asdict(result)) + "\n")
 
-    def close(self, results: list[VideoResult]) -> None:
+    def close(self, results: list[VideoResult], busy: dict[str, float] | None = None) -> None:
+        """The whole report, and the page to look at beside it (:mod:`satecco.run_report`; ``busy``: the
+        Ray engine's busy seconds per stage)."""
         with storage.atomic_output(self.path) as partial:
             partial.write_text("".join(json.dumps(asdict(r)) + "\n" for r in results))
+        from satecco.run_report import write_run_report
+
+        write_run_report(self.outdir, results, busy)

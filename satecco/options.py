@@ -31,7 +31,7 @@ from pydantic import (
 
 from satecco.config_files import read_yaml_mapping
 from satecco.evaluate import METRICS
-from satecco.presets import ADAPTED, BETA_SCHEDULES, METHODS, PREDICTION_TYPES, PRESETS
+from satecco.presets import ADAPTED, BETA_SCHEDULES, COLOR_FIXES, METHODS, PREDICTION_TYPES, PRESETS
 from satecco.video.formats import CODECS
 
 #: Keywords of :func:`option` that go to argparse; the rest are pydantic constraints (``ge``, ``le``, ...).
@@ -167,7 +167,8 @@ class UpscaleOptions(BaseModel):
                    "independent, so their windows get no overlap)")
     preset: Literal[tuple(PRESETS)] = option("tiny", "model preset (tiny: the embedded default)")
     base_model: str | None = option(None, "local diffusers folder with unet/ and vae/", metavar="DIR")
-    weights: str | None = option(None, "SATeCo modules (.safetensors)", metavar="FILE")
+    weights: str | None = option(None, "SATeCo modules (.safetensors), or a registered model: models:/NAME@ALIAS or "
+                                       "models:/NAME/VERSION (with --tracking-uri)", metavar="FILE|URI")
     random_weights: bool = option(False, "run networks that have no trained weights on random ones "
                                          "(benchmarks only; otherwise such a run is refused)")
     steps: PositiveInt | None = option(None, "sampling steps (default: the preset's)")
@@ -186,6 +187,10 @@ class UpscaleOptions(BaseModel):
     no_tfa: list[Literal[ADAPTED]] | None = option(
         None, "ablation: switch TFA off in the UNet or VAE decoder (repeat for both)", action="append",
         metavar="{unet,vae}")
+    color_fix: Literal[COLOR_FIXES] | None = option(
+        None, "give the diffusion output the colours of the bicubic-upscaled input: wavelet (its low "
+              "frequencies) or adain (per-frame channel mean and spread); none keeps SATeCo's own (default: "
+              "wavelet for satecco and framewise, measured in docs/ablation.md)")
     seed: int = option(0, "noise seed; the same seed gives the same output")
     tile: PositiveInt | None = option(None, "process frames in LR tiles of PX pixels", metavar="PX")
     tile_overlap: NonNegativeInt = option(16, "LR pixels shared by tiles", metavar="PX")
@@ -193,6 +198,13 @@ class UpscaleOptions(BaseModel):
     window_overlap: NonNegativeInt = option(2, "frames shared by neighbouring windows")
     codec: Literal[CODECS] = option("h264", "h264 (.mp4, CRF), ffv1 (.mkv, lossless) or png (frame folder)")
     crf: int = option(18, "h264 quality, 0-51 (lower is better)", ge=0, le=51)
+    outscale: float | None = option(None, "output size as a factor of the input's, up to 4: the x4 output is scaled "
+                                          "down with a Lanczos filter (e.g. 2 for 1080p from 540p)", gt=0, le=4,
+                                    metavar="S")
+    height: PositiveInt | None = option(None, "output height in lines (width follows the aspect), at most 4x the "
+                                              "input's", metavar="H")
+    max_height: PositiveInt | None = option(None, "cap the output height at H lines (sources already large "
+                                                  "come out smaller than x4)", metavar="H")
     deinterlace: Literal["auto", "on", "off"] = option(
         "auto", "deinterlace with FFmpeg's bwdif before upscaling: auto (inputs flagged interlaced), on, off")
     allow_fewer_bits: bool = option(False, "write inputs deeper than the codec stores (12-bit into h264's 10, "
@@ -202,6 +214,14 @@ class UpscaleOptions(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = option(
         "auto", "precision (auto: bfloat16 on GPU, float32 on CPU)")
     no_progress: bool = option(False, "no progress bar")
+    dashboard: bool = option(False, "Ray engine without --address: serve Ray's dashboard on 127.0.0.1 while the "
+                                    "job runs (its URL is printed)")
+    tracking_uri: str | None = option(None, "MLflow tracking URI: the job becomes an MLflow run (settings, model "
+                                            "digests, per-video results, report; default: $MLFLOW_TRACKING_URI; "
+                                            "none: no logging)")
+    experiment: str = option("satecco-upscale", "MLflow experiment of the job's run")
+    dry_run: bool = option(False, "upscale: print the plan (inputs, frames, output sizes, windows, segments) and its "
+                                  "estimated cost per machine (satecco/costs.yaml); build and write nothing")
 
     @model_validator(mode="after")
     def _overlaps(self) -> UpscaleOptions:

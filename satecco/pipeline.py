@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from satecco.colorfix import color_fix_frames
 from satecco.diffusion import denoise
 from satecco.layout import frames_to_model
 from satecco.models.satecco import SATeCo
@@ -110,11 +111,14 @@ class SATeCoPipeline:
         device, dtype: where and in what precision to run.
         tile: LR tile size in pixels (``None``: whole frames).
         tile_overlap: LR pixels shared by neighbouring tiles.
+        color_fix: ``none``, ``wavelet`` or ``adain`` (:mod:`satecco.colorfix`), on every whole output frame.
     """
 
     def __init__(self, model: SATeCo, diffusion: DiffusionConfig, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, tile: int | None = None, tile_overlap: int = 16):
+                 dtype: torch.dtype = torch.float32, tile: int | None = None, tile_overlap: int = 16,
+                 color_fix: str = "none"):
         self.model = model.to(device=device, dtype=dtype).eval()
+        self.color_fix = color_fix
         self.diffusion = diffusion
         self.device = torch.device(device)
         self.dtype = dtype
@@ -224,7 +228,7 @@ class SATeCoPipeline:
                 continue
             produced["frames"].append(self.decode(lr, denoised, upscaled, features))
         if "decode" in parts:
-            return {"frames": self.merge(work, produced["frames"])}
+            return {"frames": color_fix_frames(self.merge(work, produced["frames"]), frames, self.color_fix)}
         key = "denoised" if "denoise" in parts else "latents"
         return {key: np.stack(produced[key])}
 

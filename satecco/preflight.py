@@ -11,13 +11,14 @@ note in the run report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
 from satecco import storage
 from satecco.errors import SateccoError, VideoError, input_error
 from satecco.inputs import VideoSettings
+from satecco.presets import MODEL_SCALE
 from satecco.video.formats import open_input
 from satecco.video.picture import Encoding, Picture, encoding_for
 from satecco.video.read import VideoInfo, count_frames, probe
@@ -61,11 +62,42 @@ def prepare(local: str | Path, settings: VideoSettings, info: VideoInfo | None =
     if picture.sar and settings.codec not in SAR_CODECS:
         raise VideoError(local, f"refused: its sample aspect ratio {picture.sar} (non-square pixels) cannot be "
                                 f"tagged in a {settings.codec} output; use --codec h264 (--crf 0 for near-lossless)")
+    try:
+        encoding = replace(encoding, size=output_size(info.width, info.height, settings))
+    except ValueError as error:
+        raise VideoError(local, f"refused: {error}") from error
     deinterlace = settings.deinterlace == "on" or (settings.deinterlace == "auto" and picture.interlaced)
     notes = _picture_notes(picture, settings.codec, deinterlace)
     if encoding.bits < picture.bits and picture.bits > 8:
         notes.append(f"{picture.bits}-bit samples written at {encoding.bits} bits (--allow-8bit)")
     return Prepared(count_frames(local, info), info.frame_rate, encoding, deinterlace, tuple(plans), tuple(notes))
+
+
+def output_size(width: int, height: int, settings: VideoSettings, scale: int = MODEL_SCALE) -> tuple[int, int] | None:
+    """The ``(width, height)`` a ``width`` x ``height`` input is written at, or ``None`` for the model's own
+    ``scale`` x size: ``settings.outscale`` times the input, or ``settings.height`` lines, each capped at
+    ``settings.max_height``. Both sides scale by one factor, so the display aspect (and a sample aspect
+    ratio tag) stays right; sides are rounded to even numbers for h264's 4:2:0 where they are computed.
+    :class:`ValueError` where the factor would exceed the model's."""
+    factor = float(scale)
+    if settings.outscale is not None:
+        factor = settings.outscale
+    elif settings.height is not None:
+        factor = settings.height / height
+    if settings.max_height is not None:
+        factor = min(factor, settings.max_height / height)
+    if factor > scale:
+        raise ValueError(f"{height} lines to {round(height * factor)} is x{factor:.3g}, more than the model's "
+                         f"x{scale}")
+    if factor == scale:
+        return None
+
+    def side(pixels: int) -> int:
+        exact = pixels * factor
+        return max(2 * round(exact / 2), 2) if settings.codec == "h264" else max(round(exact), 1)
+
+    lines = settings.height if settings.height is not None and factor == settings.height / height else side(height)
+    return side(width), lines
 
 
 def prepare_input(source: str, settings: VideoSettings) -> Prepared | str:

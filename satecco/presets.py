@@ -57,6 +57,10 @@ class DiffusionConfig:
 SCHEDULE_FIELDS = tuple(f.name for f in fields(DiffusionConfig) if f.name not in ("sampler", "steps", "start_step"))
 
 
+#: The factor every preset's model upscales by (the paper's x4); outputs of other sizes are scaled after it.
+MODEL_SCALE = 4
+
+
 @dataclass(frozen=True)
 class Preset:
     """Everything needed to build a SATeCo model without a checkpoint folder."""
@@ -71,7 +75,7 @@ class Preset:
     refiner: dict
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     prompt: str = ""
-    scale: int = 4
+    scale: int = MODEL_SCALE
     frames: int = 6
 
     def with_diffusion(self, **changes) -> Preset:
@@ -82,26 +86,32 @@ class Preset:
 
 TINY = Preset(
     name="tiny",
+    # Sized to run on 2 CPU cores no slower per frame than the first tiny design (docs/benchmarks.md), with
+    # a VAE that reconstructs unseen footage well enough for X_d to matter: 4x downsampling and 8 latent
+    # channels (an 8x, 4-channel VAE this small stayed near 17 dB on held-out frames), widths from 16 so
+    # that GroupNorm's 8 groups keep 2 or more channels each. The UNet works on the 4x latents over three
+    # levels and attends (self and to the prompt) only at the coarsest, as the old 8x design did.
     unet=dict(
-        sample_size=32, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        sample_size=32, in_channels=8, out_channels=8, layers_per_block=1, block_out_channels=(16, 32, 64),
+        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
         cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8,
     ),
     vae=dict(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-        block_out_channels=(8, 16, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=8, sample_size=64, scaling_factor=1.0,
+        in_channels=3, out_channels=3, latent_channels=8, layers_per_block=1,
+        block_out_channels=(16, 32, 64), down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=8, sample_size=64, scaling_factor=1.0,
         mid_block_add_attention=False,
     ),
     upscaler=dict(channels=16, num_blocks=2, depth=2, head_dim=8, window_size=(2, 8, 8)),
-    latent_encoder_levels=(32, 64),
+    latent_encoder_levels=(16, 32, 64),
     unet_adapters=dict(window_size=8, head_dim=16, tfa_kernel_size=(3, 3, 3)),
     vae_adapters=dict(window_size=8, head_dim=16, tfa_kernel_size=(1, 1, 1)),
     refiner=dict(channels=16, weight=0.5),
-    # diffusers' `linear` (not the paper's schedule): what the shipped tiny base UNet was trained with, and
-    # what its folder's scheduler/ states; only a retrained base may change it.
-    diffusion=DiffusionConfig(beta_schedule="linear", steps=4, start_step=999),
+    # The paper's schedule read right (scaled_linear; the tiny base is trained with it). One DDIM step from
+    # t = 124 (trailing spacing of 8): at this size the UNet's denoising loses more of X_u's content than it
+    # restores, the more the higher t starts (docs/training.md); stages 0 and 2 train it on t <= 499.
+    diffusion=DiffusionConfig(beta_schedule="scaled_linear", steps=8, start_step=124),
 )
 
 # Stable Diffusion 2.1-base (stabilityai/stable-diffusion-2-1-base) UNet and VAE configurations.
@@ -139,6 +149,11 @@ FRAME_BY_FRAME = ("framewise", "bicubic")
 NO_DIFFUSION = ("upscaler", "bicubic")
 #: The frozen networks whose decoder SFA and TFA adapt (``--no-sfa``/``--no-tfa`` values).
 ADAPTED = ("unet", "vae")
+#: ``--color-fix`` values (:mod:`satecco.colorfix`).
+COLOR_FIXES = ("none", "wavelet", "adain")
+#: What SATeCo's methods apply unless told otherwise: on both unseen clips of docs/ablation.md the
+#: wavelet fix raised PSNR (carphone +0.03 dB, bikes +3.1 dB) and lowered the warping error.
+DEFAULT_COLOR_FIX = "wavelet"
 
 
 def get_preset(name: str) -> Preset:
@@ -174,6 +189,14 @@ class ModelSpec:
     refiner_w: float | None = None  # the refiner's w (Eq. 5) at inference; None: the trained one
     no_sfa: tuple[str, ...] = ()  # of ADAPTED: decoders whose SFA is switched off at inference
     no_tfa: tuple[str, ...] = ()
+    color_fix: str | None = None  # of COLOR_FIXES; None: DEFAULT_COLOR_FIX for SATeCo's methods (applied_color_fix)
+
+    @property
+    def applied_color_fix(self) -> str:
+        """The colour fix the run applies: the one given, else :data:`DEFAULT_COLOR_FIX` for SATeCo's methods."""
+        if self.color_fix is not None:
+            return self.color_fix
+        return "none" if self.method in NO_DIFFUSION else DEFAULT_COLOR_FIX
 
     def diffusion_overrides(self) -> dict:
         """The :class:`DiffusionConfig` fields this spec sets (``None``: the preset's or base model's)."""
@@ -204,8 +227,11 @@ class ModelSpec:
         for flag, values in (("--no-sfa", self.no_sfa), ("--no-tfa", self.no_tfa)):
             if set(values) - set(ADAPTED):
                 raise ValueError(f"{flag} {list(values)}: choose among {list(ADAPTED)}")
+        if self.color_fix is not None and self.color_fix not in COLOR_FIXES:
+            raise ValueError(f"unknown colour fix {self.color_fix!r}; choose one of {list(COLOR_FIXES)}")
         given = [flag for flag, value in (("--no-sfa", self.no_sfa), ("--no-tfa", self.no_tfa),
-                                          ("--refiner-w", self.refiner_w is not None)) if value]
+                                          ("--refiner-w", self.refiner_w is not None),
+                                          ("--color-fix", self.color_fix not in (None, "none"))) if value]
         if given and self.method in NO_DIFFUSION:
-            raise ValueError(f"{' and '.join(given)} switch parts of SATeCo's diffusion branch and refiner, "
+            raise ValueError(f"{' and '.join(given)} act on SATeCo's diffusion branch and refiner, "
                              f"which --method {self.method} does not run")

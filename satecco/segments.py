@@ -193,9 +193,10 @@ def load_share(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def write_frames(path, frames: np.ndarray, frame_rate: Fraction, encoding: Encoding) -> None:
     """Encode ``frames (F, H, W, 3)`` (uint8, or uint16 for a deep ``encoding``) to the video file (or
-    PNG folder) ``path``, atomically."""
-    with VideoWriter(path, frames.shape[2], frames.shape[1], frame_rate, codec=encoding.codec, crf=encoding.crf,
-                     bits=encoding.bits, colour=encoding.colour) as writer:
+    PNG folder) ``path``, atomically, scaled to ``encoding.size`` where it has one."""
+    given = (frames.shape[2], frames.shape[1])
+    with VideoWriter(path, *(encoding.size or given), frame_rate, codec=encoding.codec, crf=encoding.crf,
+                     bits=encoding.bits, colour=encoding.colour, scale_from=given) as writer:
         for frame in frames:
             writer.write(frame)
 

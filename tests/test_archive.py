@@ -15,6 +15,7 @@ from media import archive_mkv, moving_frames, plain_pyav_mp4
 from satecco.cli import main
 from satecco.inputs import REPORT, VideoSettings
 from satecco.preflight import prepare
+from satecco.run_report import HTML_REPORT
 from satecco.video.read import read_frames
 from satecco.video.streams import plan_streams
 
@@ -197,7 +198,7 @@ def test_odd_inputs_each_get_a_clear_answer(tmp_path, capsys):
     assert np.abs(grey[..., 0] - grey[..., 1]).max() <= 3  # grey stays grey (within 4:2:0 rounding)
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["one.mp4", "tiny.mp4", "chroma.mp4", "grey.mp4", "café 東京.mp4", "reel.mp4", "far.mp4", "silent.mp4",
-         REPORT])
+         REPORT, HTML_REPORT])
     assert streams(out / "silent.mp4") == [] and len(streams(out / "reel.mp4")) == 3
 
 

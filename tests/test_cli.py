@@ -15,6 +15,7 @@ from media import NTSC, audio_packets, plain_pyav_mp4
 from satecco.cli import build_parser, given_options, main
 from satecco.inputs import REPORT
 from satecco.options import UpscaleOptions, validate
+from satecco.run_report import HTML_REPORT
 from satecco.video.read import probe, read_frames
 
 
@@ -50,7 +51,7 @@ def test_good_inputs_are_upscaled_bad_ones_fail_alone(tmp_path, capsys):
         line = next(line for line in errors if str(tmp_path / name) in line)
         assert cause in line
     assert "4 of 5 inputs failed" in captured.err
-    assert sorted(p.name for p in out.iterdir()) == ["good.mp4", REPORT]  # nothing partial, nothing hidden
+    assert sorted(p.name for p in out.iterdir()) == sorted(["good.mp4", REPORT, HTML_REPORT])  # nothing partial, nothing hidden
     report = [json.loads(line) for line in (out / REPORT).read_text().splitlines()]
     assert [(r["input"], r["status"]) for r in report] == [(i, "ok" if i == str(good) else "failed") for i in inputs]
 
@@ -73,7 +74,7 @@ def test_folder_glob_and_codecs(tmp_path, capsys):
     code = main(["upscale", "--engine", "local", str(clips), "-o", str(tmp_path / "ffv1"), "--codec", "ffv1", "--steps", "1",
                  "--no-progress"])
     assert code == 0
-    assert sorted(p.name for p in (tmp_path / "ffv1").iterdir()) == ["c0.mkv", "c1.mkv", REPORT]
+    assert sorted(p.name for p in (tmp_path / "ffv1").iterdir()) == sorted(["c0.mkv", "c1.mkv", REPORT, HTML_REPORT])
     code = main(["upscale", "--engine", "local", str(clips / "c*.mp4"), "-o", str(tmp_path / "png"), "--codec", "png", "--steps", "1",
                  "--no-progress"])
     assert code == 0
@@ -187,7 +188,7 @@ def test_manifests_list_inputs_and_bad_manifests_are_named(tmp_path, capsys):
         str(clips / "b.mp4"), str(clips / "a.mp4"), str(clips / "missing.mp4")]
     code = main(["upscale", "--engine", "local", str(tmp_path / "list.csv"), "-o", str(tmp_path / "out"),
                  "--steps", "1", "--no-progress"])
-    assert code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4", REPORT]
+    assert code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(["a.mp4", "b.mp4", REPORT, HTML_REPORT])
     (tmp_path / "bad.csv").write_text("file\nclips/a.mp4\n")
     assert main(["upscale", "--engine", "local", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "o")]) == 2
     assert "bad.csv: manifest has no 'path' column" in capsys.readouterr().err

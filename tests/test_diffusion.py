@@ -17,10 +17,10 @@ def test_the_papers_linear_schedule_is_latent_diffusions_scaled_linear():
     assert betas[0].item() == pytest.approx(0.00085) and betas[-1].item() == pytest.approx(0.012)
     torch.testing.assert_close(betas.sqrt().diff(), torch.full((999,), (0.012**0.5 - 0.00085**0.5) / 999,
                                                                 dtype=torch.float64), atol=1e-8, rtol=0)
-    assert SD21.diffusion.beta_schedule == "scaled_linear"
-    linear = make_scheduler(TINY.diffusion).betas.double()  # diffusers' linear: the tiny base's own
+    assert SD21.diffusion.beta_schedule == TINY.diffusion.beta_schedule == "scaled_linear"
+    linear = make_scheduler(DiffusionConfig(beta_schedule="linear")).betas.double()  # diffusers' linear
     assert not torch.allclose(linear, betas)
-    # the shipped tiny base states that schedule: its outputs do not move
+    # the shipped tiny base was trained with the paper's and states it: its outputs do not move
     assert base_schedule(TINY.diffusion, read_base_schedule(EMBEDDED_TINY)[0], {}) == TINY.diffusion
 
 
@@ -116,7 +116,7 @@ def test_inference_samples_the_base_models_schedule(sd_like_base):
     from satecco.presets import ModelSpec
 
     folder, reference = sd_like_base
-    pipeline = build_pipeline(ModelSpec(base_model=str(folder), steps=4))
+    pipeline = build_pipeline(ModelSpec(base_model=str(folder), steps=4, start_step=999))
     diffusion = pipeline.diffusion
     assert (diffusion.beta_schedule, diffusion.prediction_type) == ("scaled_linear", "v_prediction")
     for sampler in SAMPLERS:
@@ -150,11 +150,11 @@ def test_a_schedule_that_contradicts_the_base_model_is_refused(sd_like_base, tmp
     with pytest.raises(ValueError, match="beta_schedule 'squaredcos_cap_v2' contradicts the base model's"):
         build_stage(TrainConfig(stage="vae", base_model=str(folder), beta_schedule="squaredcos_cap_v2"), rank=0)
     # the command line: one line, exit status 2, before any model is built (the embedded default's folder
-    # states diffusers' linear, so the paper's scaled_linear contradicts it too)
+    # states the paper's scaled_linear, so diffusers' linear contradicts it too)
     for flags, message in ((["--base-model", str(folder), "--prediction-type", "epsilon"],
                             "prediction_type 'epsilon' contradicts the base model's prediction_type 'v_prediction'"),
-                           (["--beta-schedule", "scaled_linear"],
-                            "beta_schedule 'scaled_linear' contradicts the base model's beta_schedule 'linear'")):
+                           (["--beta-schedule", "linear"],
+                            "beta_schedule 'linear' contradicts the base model's beta_schedule 'scaled_linear'")):
         assert main(["upscale", "--engine", "local", "in.mp4", "-o", str(tmp_path / "o"), *flags]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err

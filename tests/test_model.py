@@ -54,7 +54,7 @@ def test_fresh_adapters_leave_unet_and_vae_decoder_unchanged(tiny):
 
 def test_guided_decoder_refuses_to_run_without_guidance(tiny):
     with pytest.raises(RuntimeError, match="outside DecoderAdapters.guidance"):
-        tiny.vae.decode(torch.zeros(6, 4, 8, 8))
+        tiny.vae.decode(torch.zeros(6, tiny.vae.config.latent_channels, 8, 8))
 
 
 def test_sd21_architecture_attach_points_and_shapes_on_meta():

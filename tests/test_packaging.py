@@ -21,6 +21,8 @@ def test_the_wheel_installs_one_top_level_package(tmp_path):
     (wheel,) = tmp_path.glob("satecco-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {"satecco", wheel.name.split("-py")[0] + ".dist-info"}
-    # pipelines/ and jobs/ install inside the package; the embedded default's weights come along
+    # pipelines/ and jobs/ install inside the package; the embedded default's weights and the dry run's
+    # cost table come along
     assert {"satecco/pipelines/upscale.py", "satecco/jobs/train_unet.py", "satecco/video/read.py",
-            "satecco/weights/tiny/satecco.safetensors", "satecco/weights/tiny/vae/config.json"} <= set(names)
+            "satecco/weights/tiny/satecco.safetensors", "satecco/weights/tiny/vae/config.json",
+            "satecco/costs.yaml"} <= set(names)

@@ -45,9 +45,14 @@ def test_same_seed_same_output_other_seed_other_output(tiny_parts, footage):
     assert np.abs(pipeline.upscale_window(clip, 100, seed=7) - first).mean() > 1.0
 
 
-def test_tiled_output_stays_close_to_untiled(tiny_parts, footage):
-    """Tolerance: PSNR of tiled against untiled output of at least 35 dB (measured: 39.7 dB)."""
-    model, diffusion = tiny_parts
+def test_tiled_output_stays_close_to_untiled(footage):
+    """Tolerance: PSNR of tiled against untiled output of at least 35 dB (measured: 46.5 dB), with the
+    shipped weights (random ones, whose SFA statistics and coarsest-level attention vary wildly from tile
+    to tile, give 25 dB)."""
+    from satecco.build import build_model
+    from satecco.presets import EMBEDDED_TINY
+
+    model, diffusion = build_model(TINY, base_model=EMBEDDED_TINY, weights=EMBEDDED_TINY / "satecco.safetensors")
     clip = footage[:6, 10:58, 40:104]  # 48 x 64 LR
     whole = SATeCoPipeline(model, diffusion).upscale_window(clip, 0, seed=0)
     tiled = SATeCoPipeline(model, diffusion, tile=32, tile_overlap=16).upscale_window(clip, 0, seed=0)

@@ -122,12 +122,12 @@ def test_pipeline_configs_refuse_splits_that_would_ship_pixels(tmp_path):
 
 def test_local_instance_listens_on_loopback_only(tmp_path):
     """In a fresh process (Ray reads its settings on import): every listening socket of the local
-    instance's processes is on 127.0.0.1, token authentication is on, and workers run at the driver's
-    priority (Ray's default would nice them to 15)."""
+    instance's processes, the dashboard's (--dashboard) included, is on 127.0.0.1, token authentication
+    is on, and workers run at the driver's priority (Ray's default would nice them to 15)."""
     script = (
         "import json, psutil\n"
         "from satecco.cluster import init_ray\n"
-        "init_ray(None, num_cpus=1)\n"
+        "url = init_ray(None, num_cpus=1, dashboard=True)\n"
         "import ray\n"
         "import os\n"
         "nice = ray.get(ray.remote(lambda: os.nice(0)).remote())\n"
@@ -135,7 +135,9 @@ def test_local_instance_listens_on_loopback_only(tmp_path):
         "pids = {p.pid for p in [me, *me.children(recursive=True)]}\n"
         "found = [c.laddr.ip for c in psutil.net_connections('inet') if c.status == 'LISTEN' and c.pid in pids]\n"
         "from ray._private.authentication.authentication_token_setup import AUTH_MODE_ENV_VAR\n"
-        "print(json.dumps({'listen': found, 'auth': os.environ[AUTH_MODE_ENV_VAR], 'nice': [os.nice(0), nice]}))\n"
+        "print(json.dumps({'listen': found, 'auth': os.environ[AUTH_MODE_ENV_VAR], 'nice': [os.nice(0), nice],\n"
+        "                  'url': url, 'ports': [c.laddr.port for c in psutil.net_connections('inet')\n"
+        "                                    if c.status == 'LISTEN' and c.pid in pids]}))\n"
         "ray.shutdown()\n"
     )
     env = {k: v for k, v in os.environ.items()
@@ -147,6 +149,8 @@ def test_local_instance_listens_on_loopback_only(tmp_path):
     assert report["nice"][1] == report["nice"][0], report["nice"]
     assert report["listen"], "no listening socket found"
     assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip in report["listen"]), report["listen"]
+    host, port = report["url"].removeprefix("http://").split(":")
+    assert host == "127.0.0.1" and int(port) in report["ports"]  # the dashboard is among the loopback sockets
 
 
 def test_outputs_inside_a_ray_jobs_working_copy_are_refused(tmp_path, monkeypatch, capsys):

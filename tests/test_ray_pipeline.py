@@ -30,6 +30,7 @@ from satecco.pipelines.config import (
 )
 from satecco.pipelines.upscale import upscale_on_ray
 from satecco.presets import ModelSpec
+from satecco.run_report import HTML_REPORT
 from satecco.video.read import probe, read_frames
 
 SPEC = ModelSpec(preset="tiny", steps=1)
@@ -98,7 +99,7 @@ def test_ray_engine_equals_local_engine_and_bad_inputs_fail_alone(clips, referen
         (clips[0], "ok", 14), (str(bad), "failed", 0), (clips[1], "ok", 5), (str(inside), "failed", 0),
         (str(other_a), "failed", 0)]
     # parts are removed once joined, and so is their folder once empty
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mkv", "b.mkv", "c.mkv", REPORT]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mkv", "b.mkv", "c.mkv", HTML_REPORT, REPORT]
 
     again = upscale_on_ray(clips, tmp_path / "out", SPEC, SETTINGS, SPLIT, progress=False)
     assert [r.status for r in again] == ["skipped", "skipped"]
@@ -154,7 +155,7 @@ def test_stage_actors_that_cannot_build_the_model_fail_every_input_with_one_line
             assert "\n" not in result.error
         report = [json.loads(line) for line in (out / REPORT).read_text().splitlines()]
         assert [(r["input"], r["status"]) for r in report] == [(c, "failed") for c in clips]
-        assert sorted(p.name for p in out.iterdir()) == [REPORT]
+        assert sorted(p.name for p in out.iterdir()) == [HTML_REPORT, REPORT]
 
 
 def test_killed_driver_resumes_without_redoing_finished_parts(clips, reference, tmp_path):
@@ -206,16 +207,17 @@ def test_ray_engine_honours_the_method_and_the_ablation_switches(clips, tmp_path
 
 def test_ray_engine_keeps_what_the_local_engine_keeps(tmp_path):
     """Variable timing, rotation, every stream, a 10-bit HDR source and an interlaced one, cut into
-    several segments and joined: the Ray engine's outputs equal the local engine's, streams and
-    timestamps included."""
+    several segments, scaled to x1.5 (--outscale) and joined: the Ray engine's outputs equal the local
+    engine's, streams and timestamps included."""
     clips = [str(archive_mkv(tmp_path / "reel.mkv", n=14, rotation=90,
                              times_ms=[0, 40, 80, 200, 240, 250, 260, 400, 440, 480, 600, 640, 680, 720])),
              str(archive_mkv(tmp_path / "hdr.mkv", n=8, pix_fmt="yuv420p10le", colour=(9, 16, 9, 1))),
              str(archive_mkv(tmp_path / "tv.mkv", n=9, interlaced=True))]
     spec = ModelSpec(preset="tiny", method="bicubic")
-    settings = VideoSettings(codec="ffv1", window=3, window_overlap=0)
+    settings = VideoSettings(codec="ffv1", window=3, window_overlap=0, outscale=1.5)
     local = upscale_locally(clips, tmp_path / "local", build_pipeline(spec), settings, progress=False)
     ray = upscale_on_ray(clips, tmp_path / "ray", spec, settings, FUSED, progress=False)
+    assert next(read_frames(local[0].output)).shape == (48, 72, 3)
     assert [r.status for r in ray] == [r.status for r in local] == ["ok"] * 3
     assert [r.notes for r in ray] == [r.notes for r in local]
     for a, b in zip(local, ray, strict=True):

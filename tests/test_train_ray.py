@@ -5,10 +5,8 @@ the `jobs/train_<stage>.py` entry points. Each stage's loss falling is tests/tes
 from __future__ import annotations
 
 import json
-import os
 import runpy
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -18,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ray_workers
-from media import free_port, textured_frames, write
+from media import textured_frames, write
 
 from satecco.training.config import TrainConfig
 
@@ -84,46 +82,20 @@ def test_killed_worker_resumes_from_the_last_checkpoint(ray_local, tmp_path, cli
     assert 0 < resumed < 15 and resumed % 5 == 0  # the restarted group began at a checkpoint, not at 0
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    import urllib.request
-
-    deadline = time.time() + 300  # a busy 2-core machine starts it in ~10-60 s
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            break
-        except OSError:
-            if time.time() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("mlflow server did not start")
-            time.sleep(0.5)
-    yield url
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-
-
-def test_two_workers_train_into_a_served_mlflow_run_and_a_rerun_counts_on(ray_local, tmp_path, clip, mlflow_server):
+def test_two_workers_train_into_a_served_mlflow_run_and_a_rerun_counts_on(ray_local, tmp_path, clip, mlflow_server,
+                                                                          monkeypatch):
     """The distributed path end to end: two DDP workers, the loss falls, a real `mlflow server` holds the
-    whole run (params, every step's loss, validation, checkpoints, weights, a pyfunc model that upscales),
-    and a rerun with the same name resumes from the last checkpoint into the same MLflow run."""
+    whole run (params, every step's loss, validation, checkpoints, weights, a pyfunc model that upscales,
+    registered, which `satecco upscale --weights models:/NAME@ALIAS` runs), and a rerun with the same
+    name resumes from the last checkpoint into the same MLflow run."""
     import mlflow
 
+    from satecco.cli import main
     from satecco.jobs.train import fit
+    from satecco.video.read import read_frames
 
     cfg = config(tmp_path, clip, "upscaler", max_steps=16, checkpoint_every=8, validate_every=8,
-                 tracking_uri=mlflow_server, log_checkpoints=True, run_name="served")
+                 tracking_uri=mlflow_server, log_checkpoints=True, run_name="served", registered_model="served-x4")
     assert fit(cfg).error is None
     client = mlflow.MlflowClient(mlflow_server)
     (run,) = client.search_runs([client.get_experiment_by_name("satecco").experiment_id])
@@ -148,6 +120,16 @@ def test_two_workers_train_into_a_served_mlflow_run_and_a_rerun_counts_on(ray_lo
     assert model.source_run_id == run.info.run_id
     upscaled = mlflow.pyfunc.load_model(f"models:/{model.model_id}").predict(np.stack(textured_frames(6, 16)))
     assert upscaled.shape == (6, 64, 64, 3) and upscaled.dtype == np.uint8
+    (version,) = client.search_model_versions("name = 'served-x4'")
+    assert version.version == "1" and version.run_id == run.info.run_id
+    client.set_registered_model_alias("served-x4", "champion", "1")
+    monkeypatch.setenv("SATECCO_MODEL_CACHE", str(tmp_path / "models"))
+    args = [clip, "--engine", "local", "--method", "upscaler", "--codec", "ffv1", "--no-progress"]
+    assert main(["upscale", *args, "-o", str(tmp_path / "file"), "--weights", cfg.output]) == 0
+    assert main(["upscale", *args, "-o", str(tmp_path / "registered"), "--weights", "models:/served-x4@champion",
+                 "--tracking-uri", mlflow_server]) == 0
+    np.testing.assert_array_equal(np.stack(list(read_frames(tmp_path / "registered" / "grating.mkv"))),
+                                  np.stack(list(read_frames(tmp_path / "file" / "grating.mkv"))))
 
     result = fit(replace(cfg, max_steps=20))
     assert result.metrics["resumed_from"] == 16 and result.metrics["step"] == 20

@@ -67,8 +67,11 @@ class TrainConfig:
     tracking_uri: str | None = option(None, "MLflow tracking URI (default $MLFLOW_TRACKING_URI, else "
                                             "sqlite:///mlflow.db)")
     experiment: str = "satecco"
+    registered_model: str | None = option(None, "register the final model in MLflow's model registry under NAME "
+                                                "(stages upscaler to refiner; a new version per run)", metavar="NAME")
     log_checkpoints: bool = True
     base_fraction_vae: float = option(0.5, ge=0.0, le=1.0)
+    max_timestep: NonNegativeInt | None = None  # stages base and unet: the noise loss's t up to this (default: start step)
     kl_weight: float = 1e-6
 
     @model_validator(mode="after")

@@ -16,6 +16,8 @@ set has them, matching LR frames. :func:`find_clips` recognises
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import numpy as np
 
 from satecco.errors import VideoError
 from satecco.training.degrade import degrade
-from satecco.video.read import count_frames, read_frames
+from satecco.video.read import count_frames, probe, read_frames
 
 VIMEO_LIST = "sep_trainlist.txt"
 
@@ -81,20 +83,62 @@ def read_window(source: str, start: int, frames: int) -> np.ndarray:
     return np.stack(window)
 
 
+class ClipCache:
+    """Reads windows like :func:`read_window`, keeping whole decoded video files in memory.
+
+    A video file is compressed in time: one window is read by seeking to the keyframe before it and
+    decoding from there, about a second per 6-frame window of 720p H.264 with sparse keyframes, which
+    starved training. A video of at most ``budget`` bytes decoded is decoded once and its windows are
+    slices; the least recently used clips are dropped to stay within the budget. Frame folders and
+    larger videos are read window by window.
+    """
+
+    def __init__(self, budget: int = 2 << 30):
+        self.budget = budget
+        self._clips: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __call__(self, source: str, start: int, frames: int) -> np.ndarray:
+        """``(L, H, W, 3)`` uint8 frames ``start … start + L - 1`` of ``source``."""
+        clip = self._decoded(source)
+        if clip is None:
+            return read_window(source, start, frames)
+        window = clip[start:start + frames]
+        if len(window) != frames:
+            raise VideoError(source, f"expected {frames} frames from frame {start}, read {len(window)}")
+        return window
+
+    def _decoded(self, source: str) -> np.ndarray | None:
+        if source in self._clips:
+            self._clips.move_to_end(source)
+            return self._clips[source]
+        if Path(source).is_dir():
+            return None
+        info = probe(source)
+        if (info.num_frames or count_frames(source)) * info.width * info.height * 3 > self.budget:
+            return None
+        clip = np.stack(list(read_frames(source)))
+        while self._clips and sum(c.nbytes for c in self._clips.values()) + clip.nbytes > self.budget:
+            self._clips.popitem(last=False)
+        self._clips[source] = clip
+        return clip
+
+
 def make_sample(clip: Clip, start: int, frames: int, crop: int, rng: np.random.Generator, scale: int = 4,
-                degradation: str = "bi", augment: bool = True) -> dict[str, np.ndarray]:
+                degradation: str = "bi", augment: bool = True,
+                read: Callable[[str, int, int], np.ndarray] = read_window) -> dict[str, np.ndarray]:
     """One training pair: ``hr`` ``(L, crop, crop, 3)`` and ``lr`` ``(L, crop/scale, crop/scale, 3)`` uint8.
 
     The crop position is random (aligned to ``scale`` so LR and HR match); with ``augment``, horizontal
     and vertical flips and temporal reversal, each with probability 1/2. Without dataset LR frames the
-    LR crop is made from the HR crop by ``degradation`` (``bi`` or ``bd``).
+    LR crop is made from the HR crop by ``degradation`` (``bi`` or ``bd``). ``read(source, start, L)``
+    reads the frames (:func:`read_window`, or a :class:`ClipCache`).
     """
     if crop % scale:
         raise ValueError(f"crop {crop} must be a multiple of the scale {scale}")
-    hr = read_window(clip.hr, start, frames)
+    hr = read(clip.hr, start, frames)
     height, width = hr.shape[1:3]
     if clip.lr is not None:
-        lr = read_window(clip.lr, start, frames)
+        lr = read(clip.lr, start, frames)
         if lr.shape[1] * scale != height or lr.shape[2] * scale != width:
             raise VideoError(clip.lr, f"LR frames {lr.shape[2]}x{lr.shape[1]} are not HR {width}x{height} / {scale}")
     if height < crop or width < crop:

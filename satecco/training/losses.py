@@ -24,14 +24,16 @@ def diffusion_target(latents: torch.Tensor, noise: torch.Tensor, timesteps: torc
 
 
 def noise_loss(predict, latents: torch.Tensor, scheduler, generator: torch.Generator | None = None,
-               frames: int = 1) -> torch.Tensor:
+               frames: int = 1, max_timestep: int | None = None) -> torch.Tensor:
     """The latent-diffusion objective (Rombach et al. 2022, Eq. 2) on clean ``latents`` ``(B·T, c, h, w)``.
 
-    Draws ``t ~ U{0, T-1}`` per clip of ``frames`` latents (a clip's frames share their noise level)
-    and ``eps ~ N(0, I)``; ``predict(z_t, t)`` is the UNet.
+    Draws ``t ~ U{0, max_timestep}`` (default ``T - 1``) per clip of ``frames`` latents (a clip's frames
+    share their noise level) and ``eps ~ N(0, I)``; ``predict(z_t, t)`` is the UNet. A model that samples
+    from ``start_step`` down never sees a larger ``t``, so its training need not spend steps on one.
     """
     clips = latents.shape[0] // frames
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (clips,), generator=generator)
+    highest = scheduler.config.num_train_timesteps - 1 if max_timestep is None else max_timestep
+    timesteps = torch.randint(0, highest + 1, (clips,), generator=generator)
     timesteps = timesteps.repeat_interleave(frames)
     noise = torch.randn(latents.shape, generator=generator).to(latents)
     timesteps = timesteps.to(latents.device)

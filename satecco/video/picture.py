@@ -83,12 +83,15 @@ def picture_of(stream, first) -> Picture:
 @dataclass(frozen=True)
 class Encoding:
     """How an output's frames are encoded: every part and seam of one video shares it (joining remuxes
-    them without re-encoding). ``bits`` > 8 takes ``uint16`` frames; ``colour`` holds the source's tags."""
+    them without re-encoding). ``bits`` > 8 takes ``uint16`` frames; ``colour`` holds the source's tags;
+    ``size``: the ``(width, height)`` written, where it is not the model's output size (``--outscale``,
+    ``--height``, ``--max-height``): frames are scaled to it by the writer."""
 
     codec: str = "h264"
     crf: int = 18
     bits: int = 8
     colour: Colour = UNTAGGED
+    size: tuple[int, int] | None = None
 
     @property
     def dtype(self):
@@ -100,7 +103,8 @@ class Encoding:
     @classmethod
     def from_json(cls, text: str) -> Encoding:
         fields = json.loads(text)
-        return cls(**{**fields, "colour": Colour(*fields["colour"])})
+        size = fields.get("size")
+        return cls(**{**fields, "colour": Colour(*fields["colour"]), "size": tuple(size) if size else None})
 
 
 def encoding_for(picture: Picture, codec: str, crf: int, allow_fewer_bits: bool = False) -> Encoding:

@@ -34,6 +34,9 @@ class VideoWriter:
     Frame ``i`` gets ``pts = i`` in time base ``1 / frame_rate``, so the output has exactly the frame rate
     and frame count it was given.
 
+    ``scale_from``: the ``(width, height)`` of the frames :meth:`write` takes, when they are to be scaled
+    to ``width`` x ``height`` (swscale's Lanczos filter, in the same pass as the conversion to YUV).
+
     Nothing appears at ``path`` until :meth:`close` succeeds: the output is written to a hidden partial
     file (or folder) in the same folder and moved into place with :func:`os.replace` (see
     :func:`satecco.storage.atomic_output`). An exception inside the ``with`` block, or :meth:`abort`,
@@ -41,7 +44,7 @@ class VideoWriter:
     """
 
     def __init__(self, path, width: int, height: int, frame_rate: Fraction, codec: str = "h264",
-                 crf: int = 18, bits: int = 8, colour: Colour = UNTAGGED):
+                 crf: int = 18, bits: int = 8, colour: Colour = UNTAGGED, scale_from: tuple[int, int] | None = None):
         self.path = Path(path)
         container_format, pix_fmt = check_target(self.path, codec)
         if not 8 <= bits <= CODEC_BITS.get(codec, 16):
@@ -57,6 +60,8 @@ class VideoWriter:
         if self.frame_rate <= 0:
             raise ValueError(f"frame_rate must be positive; got {frame_rate!r}")
         self.width, self.height, self.codec, self.bits = int(width), int(height), codec, bits
+        #: (height, width) of the frames write() takes
+        self.frame_shape = (int(scale_from[1]), int(scale_from[0])) if scale_from else (self.height, self.width)
         self.dtype = np.uint8 if bits <= 8 else np.uint16
         self.frames_written = 0
         self._closed = False
@@ -104,18 +109,22 @@ class VideoWriter:
                 cc.color_trc = colour.transfer
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one frame, ``(H, W, 3)`` RGB with the writer's height and width, uint8 (8 bits) or
-        uint16 (more)."""
+        """Append one frame, ``(H, W, 3)`` RGB with the writer's height and width (or ``scale_from``'s),
+        uint8 (8 bits) or uint16 (more)."""
         if self._closed:
             raise RuntimeError(f"VideoWriter for {str(self.path)!r} is closed")
         frame = np.asarray(frame)
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != self.dtype:
-            raise ValueError(f"frame must be ({self.height}, {self.width}, 3) {np.dtype(self.dtype).name} RGB; "
-                             f"got shape {frame.shape} {frame.dtype}")
+        if frame.shape != (*self.frame_shape, 3) or frame.dtype != self.dtype:
+            raise ValueError(f"frame must be ({self.frame_shape[0]}, {self.frame_shape[1]}, 3) "
+                             f"{np.dtype(self.dtype).name} RGB; got shape {frame.shape} {frame.dtype}")
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=rgb_format(self.bits))
+        scaled = {} if self.frame_shape == (self.height, self.width) else \
+            {"width": self.width, "height": self.height, "interpolation": "LANCZOS"}
         if self._yuv is not None:
             video_frame = video_frame.reformat(format=self._encoder.pix_fmt, dst_colorspace=self._yuv[0],
-                                               dst_color_range=self._yuv[1])
+                                               dst_color_range=self._yuv[1], **scaled)
+        elif scaled:
+            video_frame = video_frame.reformat(**scaled)
         video_frame.pts = self.frames_written
         video_frame.time_base = 1 / self.frame_rate
         try:
