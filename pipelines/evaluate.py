@@ -1,4 +1,5 @@
-"""The Ray engine of ``satecco evaluate``: one row per clip pair, metrics computed in a map stage.
+"""The Ray engine of ``satecco evaluate``: one row per clip pair (a clip alone without ground truth),
+metrics computed in a map stage.
 
     clip pairs -> ClipEvaluator actors (metric networks loaded once each) -> rows back to the driver
 

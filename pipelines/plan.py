@@ -91,7 +91,7 @@ def _plan_video(source: str, target: str, prepared: Prepared, folder: str, setti
     segments = plan_segments(frames, settings.window, settings.window_overlap, windows_per_segment)
     parts = tuple(storage.join(folder, part_name(s.index, settings.codec)) for s in segments)
     join = JoinPlan(source, target, parts, tuple(s.read_stop - s.emit_stop for s in segments[:-1]),
-                    prepared.frame_rate, prepared.encoding, settings.overwrite)
+                    prepared.frame_rate, prepared.encoding, settings.overwrite, prepared.excerpt)
     plan = VideoPlan(join, frames, pending=0, reused=0, discarded=_discard_other_settings(folder),
                      started=time.perf_counter(), notes=prepared.notes)
     rows = []
@@ -103,7 +103,8 @@ def _plan_video(source: str, target: str, prepared: Prepared, folder: str, setti
         rows.append({"video": source, "segment": segment.index, "windows": list(segment.windows),
                      "length": segment.length, "emit_start": segment.emit_start, "emit_stop": segment.emit_stop,
                      "part": str(part), "frame_rate": str(prepared.frame_rate),
-                     "encoding": prepared.encoding.to_json(), "deinterlace": prepared.deinterlace, "error": ""})
+                     "encoding": prepared.encoding.to_json(), "deinterlace": prepared.deinterlace,
+                     "offset": prepared.first, "error": ""})
     return plan, rows
 
 

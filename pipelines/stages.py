@@ -40,8 +40,9 @@ def decode_segment(row: dict) -> dict:
     try:
         source = storage.local_copy(row["video"])
         encoding = Encoding.from_json(row["encoding"])
-        frames = np.stack(list(read_frames(source, first, int(starts[-1]) + length, bits=encoding.bits,
-                                           deinterlace=bool(row["deinterlace"]))))
+        offset = int(row["offset"])  # the source frame the output's frame 0 is (--frames, --preview)
+        frames = np.stack(list(read_frames(source, offset + first, offset + int(starts[-1]) + length,
+                                           bits=encoding.bits, deinterlace=bool(row["deinterlace"]))))
         if len(frames) < int(starts[-1]) - first + length:
             raise SateccoError(f"{row['video']}: ended after {first + len(frames)} frames, expected "
                                f"{int(starts[-1]) + length}")

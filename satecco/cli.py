@@ -36,11 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
                              help="YAML file of option values (e.g. configs/sd21.yaml); the command line wins")
         add_options(command, UpscaleOptions)
         command.set_defaults(func=function)
-    evaluate = commands.add_parser("evaluate", help="metrics and a visual report of predictions against ground "
-                                   "truth", description=(
-        "Compare predicted clips with ground truth: video files or PNG frame folders, one clip or folders of "
-        "clips (REDS4/Vid4 structure: ROOT/<clip>/<frame>.png; videos pair by stem). Writes REPORT_DIR/metrics.json "
-        "and REPORT_DIR/index.html."))
+    evaluate = commands.add_parser("evaluate", help="metrics and a visual report of predictions, against ground "
+                                   "truth or without it", description=(
+        "Compare predicted clips with ground truth (--gt), or, without it, measure them alone with the "
+        "no-reference metrics: video files or PNG frame folders, one clip or folders of clips (REDS4/Vid4 "
+        "structure: ROOT/<clip>/<frame>.png; videos pair by stem). Writes REPORT_DIR/metrics.json and "
+        "REPORT_DIR/index.html."))
     add_options(evaluate, EvaluateOptions)
     evaluate.set_defaults(func=cmd_evaluate)
     train = commands.add_parser("train", help="train one SATeCo stage on Ray Train", description=(
@@ -104,7 +105,31 @@ def _upscale(options: UpscaleOptions, spec, settings) -> list:
 
         # Built only once OUTDIR is known to be writable: a bad OUTDIR costs no model build.
         results = upscale_locally(inputs, options.output, partial(build_pipeline, spec), settings, progress=progress)
-    return results
+    return _compare(options, settings, results) if options.compare else results
+
+
+def _compare(options: UpscaleOptions, settings, results: list) -> list:
+    """``--compare``: each output's side-by-side video (:mod:`satecco.compare`), its path printed; a
+    comparison that cannot be made fails its input, with the reason."""
+    from dataclasses import replace
+
+    from satecco.compare import write_comparison
+    from satecco.errors import SateccoError
+    from satecco.preflight import prepare_input
+
+    compared = []
+    for result in results:
+        if result.status == "ok":
+            try:
+                prepared = prepare_input(result.input, settings)
+                if isinstance(prepared, str):
+                    raise ValueError(prepared)
+                print(write_comparison(result.input, result.output, prepared.first, prepared.frame_rate,
+                                       options.method))
+            except (SateccoError, OSError, ValueError) as error:
+                result = replace(result, status="failed", error=f"{result.input}: --compare: {error}")
+        compared.append(result)
+    return compared
 
 
 def _report(results: list) -> int:
@@ -194,9 +219,11 @@ def _video_settings(options: UpscaleOptions):
     # These methods' output frames depend on their own input frame only: their windows need no overlap.
     overlap = 0 if options.method in FRAME_BY_FRAME else options.window_overlap
     return VideoSettings(window=options.window, window_overlap=overlap, seed=options.seed, codec=options.codec,
-                         crf=options.crf, suffix=options.suffix, overwrite=options.overwrite,
+                         encoder=options.encoder_settings(), fps=options.fps, suffix=options.suffix,
+                         overwrite=options.overwrite,
                          deinterlace=options.deinterlace, allow_fewer_bits=options.allow_fewer_bits,
-                         outscale=options.outscale, height=options.height, max_height=options.max_height)
+                         outscale=options.outscale, height=options.height, max_height=options.max_height,
+                         frames=options.frame_range(), preview=options.preview)
 
 
 def _named_preds(items: list[str]) -> dict[str, str]:
@@ -217,12 +244,13 @@ def _named_preds(items: list[str]) -> dict[str, str]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from satecco.evaluate import METRICS, EvalSettings, pair_clips
+    from satecco.evaluate import EvalSettings, pair_clips
     from satecco.evaluation_summary import log_to_mlflow, summarize, write_metrics_json
     from satecco.report import write_report
 
     options = validate(EvaluateOptions, given_options(args))
-    settings = EvalSettings(metrics=tuple(dict.fromkeys(options.metrics or METRICS)), crop_border=options.crop_border,
+    settings = EvalSettings(metrics=tuple(dict.fromkeys(options.metrics)) if options.metrics else None,
+                            reference=options.gt is not None, crop_border=options.crop_border,
                             y_channel=options.y_channel, metric_weights=options.metric_weights,
                             clip_model=options.clip_model, niqe_params=options.niqe_params, device=options.device)
     preds = _named_preds(options.pred)

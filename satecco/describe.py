@@ -48,8 +48,8 @@ def describe_input(source: str, target: str | None, scale: int, settings: VideoS
     size = f"{info.width}x{info.height} -> {info.width * scale}x{info.height * scale}" + \
         (f" -> {written[0]}x{written[1]} (Lanczos)" if prepared.encoding.size else "")
     if Path(local).is_dir():
-        lines.append(f"  video: png frames ({info.picture.bits}-bit) {size}, {prepared.frames} frames at "
-                     f"{info.frame_rate} fps (a frame folder's rate)")
+        lines.append(f"  video: {info.codec} frames ({info.picture.bits}-bit) {size}, {prepared.frames} frames at "
+                     f"{prepared.frame_rate} fps (a frame folder's rate: --fps)")
     else:
         lines.append(_video_line(local, info, prepared, size))
         lines += [f"  {plan.describe()}" for plan in prepared.streams]

@@ -60,8 +60,7 @@ def _upscale_file(pipeline: SATeCoPipeline, source: str, target: str | Path, set
             tempfile.TemporaryDirectory(dir=Path(local_target).parent, prefix=".satecco-") as scratch:
         frames_file = Path(scratch) / f"frames{output_suffix(encoding.codec)}"
         upscaled = (info.width * pipeline.scale, info.height * pipeline.scale)
-        with VideoWriter(frames_file, *(encoding.size or upscaled), info.frame_rate, codec=encoding.codec,
-                         crf=encoding.crf, bits=encoding.bits, colour=encoding.colour, scale_from=upscaled) as writer:
+        with VideoWriter.for_encoding(frames_file, prepared.frame_rate, encoding, upscaled) as writer:
             def emit(frames: list[tuple[int, np.ndarray]]) -> None:
                 nonlocal written
                 for _, frame in frames:
@@ -69,11 +68,13 @@ def _upscale_file(pipeline: SATeCoPipeline, source: str, target: str | Path, set
                 written += len(frames)
                 on_frames(len(frames))
 
-            frames = read_frames(source, bits=encoding.bits, deinterlace=prepared.deinterlace)
+            frames = read_frames(source, prepared.first, prepared.first + prepared.frames, bits=encoding.bits,
+                                 deinterlace=prepared.deinterlace)
             for start, window in iter_windows(frames, settings.window, settings.window_overlap):
                 emit(blender.add(start, pipeline.upscale_window(window, start, settings.seed)))
             emit(blender.finish())
-        concat_segments([frames_file], local_target, info.frame_rate, encoding.codec, source=source)
+        concat_segments([frames_file], local_target, prepared.frame_rate, encoding.codec, source=source,
+                        excerpt=prepared.excerpt)
     return written
 
 

@@ -2,7 +2,7 @@
 
 :func:`summarize` turns the :class:`~satecco.evaluate.ClipResult` of every clip pair into the content
 of ``metrics.json``: per clip and mean per method, failures, unavailable metrics with their reasons,
-and the :func:`conventions` used. :func:`write_metrics_json` writes it atomically in strict JSON
+and the :func:`conventions` used (``"gt": null`` when the predictions were measured without ground truth). :func:`write_metrics_json` writes it atomically in strict JSON
 (non-finite values as the strings ``"inf"``/``"-inf"``/``"nan"``); :func:`log_to_mlflow` logs it,
 with the report folder, to one MLflow run.
 """
@@ -18,26 +18,37 @@ import numpy as np
 from satecco.evaluate import FRAME_METRICS, ClipResult, EvalSettings
 from satecco.storage import atomic_output
 
+#: How the temporal metrics were made, with ground truth (True) and without (False).
+TEMPORAL = {
+    True: "tOF, tLPIPS (TecoGAN) and warping error (Lai et al. 2018, Farneback flow of the gt) averaged over "
+          "consecutive frame pairs; no crop_border; tOF in pixels and tLPIPS unscaled",
+    False: "warping error (Lai et al. 2018) with the prediction's own Farneback flow: frame t-1 warped to t by "
+           "flow(pred_t, pred_t-1), occlusions from flow(pred_t-1, pred_t); averaged over consecutive frame "
+           "pairs; no crop_border",
+}
+
 
 def conventions(settings: EvalSettings) -> dict:
     """How the numbers were made, as written into ``metrics.json`` (see :mod:`satecco.evaluate`)."""
+    fidelity = {"psnr_ssim": "BasicSR: float64, peak 255, SSIM 11x11 Gaussian window sigma 1.5, valid region"}
     return {
         "pixels": "8-bit RGB in [0, 255], as decoded from the files",
+        "reference": "ground truth (--gt)" if settings.reference
+                     else "none: no ground truth was given, only no-reference metrics were computed",
         "averaging": "frames then clips",
         "crop_border": settings.crop_border,
         "crop_border_applies_to": [m for m in FRAME_METRICS if m in settings.metrics],
         "y_channel": settings.y_channel,
-        "y_channel_applies_to": ["psnr", "ssim"],
-        "psnr_ssim": "BasicSR: float64, peak 255, SSIM 11x11 Gaussian window sigma 1.5, valid region",
-        "temporal": "tOF, tLPIPS (TecoGAN) and warping error (Lai et al. 2018, Farneback flow of the gt) "
-                    "averaged over consecutive frame pairs; no crop_border; tOF in pixels and tLPIPS unscaled",
+        "y_channel_applies_to": [m for m in ("psnr", "ssim") if m in settings.metrics],
+        **(fidelity if settings.reference else {}),
+        "temporal": TEMPORAL[settings.reference],
         "non_finite": "\"inf\"/\"nan\" strings stand for non-finite values (e.g. PSNR of identical frames)",
     }
 
 
-def summarize(results: list[ClipResult], settings: EvalSettings, preds: dict[str, str], gt: str) -> dict:
+def summarize(results: list[ClipResult], settings: EvalSettings, preds: dict[str, str], gt: str | None) -> dict:
     """The content of ``metrics.json``: per clip and mean per method, failures, unavailable metrics with
-    their reasons, and the conventions used."""
+    their reasons, and the conventions used; ``gt`` ``None``: measured without ground truth."""
     methods = {}
     for method, root in preds.items():
         mine = [r for r in results if r.method == method]
@@ -87,16 +98,18 @@ def write_metrics_json(report_dir: str | Path, summary: dict) -> Path:
 
 def log_to_mlflow(report_dir: str | Path, summary: dict, tracking_uri: str, experiment: str = "satecco-evaluate",
                   run_name: str | None = None) -> str:
-    """Log the settings as params, each method's means (and per-clip scores) as metrics, and the report
-    folder as artifacts, to one MLflow run; returns its run id. Non-finite values stay in metrics.json."""
+    """Log the settings as params (``gt`` ``"none"`` without ground truth), each method's means (and
+    per-clip scores) as metrics, and the report folder as artifacts, to one MLflow run; returns its run
+    id. Non-finite values stay in metrics.json."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=run_name) as run:
-        params = {"gt": summary["gt"], "metrics": ",".join(summary["metrics"]),
-                  "crop_border": summary["conventions"]["crop_border"],
-                  "y_channel": summary["conventions"]["y_channel"], "averaging": summary["conventions"]["averaging"]}
+        conventions = summary["conventions"]
+        params = {"gt": summary["gt"] or "none", "metrics": ",".join(summary["metrics"]),
+                  "crop_border": conventions["crop_border"], "y_channel": conventions["y_channel"],
+                  "averaging": conventions["averaging"], "reference": conventions["reference"]}
         params.update({f"pred.{method}": entry["pred"] for method, entry in summary["methods"].items()})
         mlflow.log_params(params)
         values = {}

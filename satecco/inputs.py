@@ -1,7 +1,7 @@
 """What both engines of ``satecco upscale`` share: the inputs, where their outputs go, the settings
 that cut and write each video, what became of each input, and the run report.
 
-An input is a video file, a folder of PNG frames, or a pyarrow filesystem URI of either. The command
+An input is a video file, a folder of frames (PNG, TIFF, JPEG, DPX, EXR), or a pyarrow filesystem URI of either. The command
 line may name them through folders of videos, globs and CSV/Parquet manifests (:func:`expand_inputs`).
 Each input has an output *name*: its stem, or, for the videos found in a folder, their path relative
 to that folder without the suffix (``--recursive`` walks its subfolders). The output is
@@ -15,10 +15,12 @@ import glob
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 from satecco import storage
-from satecco.video.formats import EXTENSIONS, output_suffix
+from satecco.video.codecs import DEFAULT_ENCODER, EncoderSettings, frame_rate, get_codec
+from satecco.video.formats import EXTENSIONS, FOLDER_FRAME_RATE, output_suffix
 
 MANIFESTS = (".csv", ".parquet")
 #: One JSON line per input, written to OUTDIR at the end of a run.
@@ -31,13 +33,18 @@ class VideoSettings:
     name, and ``overwrite`` replaces outputs that exist (else they are skipped). ``deinterlace``:
     ``auto`` (inputs flagged interlaced), ``on`` or ``off``; ``allow_fewer_bits``: write deep inputs at
     the codec's depth rather than refuse them (see :mod:`satecco.preflight`). ``outscale`` (a factor up
-    to the model's), ``height`` and ``max_height``: the size written (:func:`satecco.preflight.output_size`)."""
+    to the model's), ``height`` and ``max_height``: the size written (:func:`satecco.preflight.output_size`).
+    ``encoder``: the codec's settings (:class:`~satecco.video.codecs.EncoderSettings`); ``fps``: the frame
+    rate of frame folders given as inputs (``"24000/1001"``; None: 30). ``frames`` ``(A, B)`` (B None: to
+    the end) or ``preview`` (seconds from the middle): the part of each input that is upscaled
+    (:func:`satecco.preflight.excerpt`)."""
 
     window: int = 6
     window_overlap: int = 2
     seed: int = 0
     codec: str = "h264"
-    crf: int = 18
+    encoder: EncoderSettings = DEFAULT_ENCODER
+    fps: str | None = None
     suffix: str = ""
     overwrite: bool = False
     deinterlace: str = "auto"
@@ -45,10 +52,18 @@ class VideoSettings:
     outscale: float | None = None
     height: int | None = None
     max_height: int | None = None
+    frames: tuple[int, int | None] | None = None
+    preview: float | None = None
 
     def __post_init__(self):
         if self.outscale is not None and self.height is not None:
             raise ValueError("give --outscale or --height, not both")
+        self.encoder.check(get_codec(self.codec))
+
+    @property
+    def folder_rate(self) -> Fraction:
+        """The frame rate of a frame folder given as input."""
+        return frame_rate(self.fps) if self.fps else FOLDER_FRAME_RATE
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -30,9 +30,9 @@ from pydantic import (
 )
 
 from satecco.config_files import read_yaml_mapping
-from satecco.evaluate import METRICS
+from satecco.evaluate import METRICS, NO_REFERENCE_METRICS
 from satecco.presets import ADAPTED, BETA_SCHEDULES, COLOR_FIXES, METHODS, PREDICTION_TYPES, PRESETS
-from satecco.video.formats import CODECS
+from satecco.video.codecs import CODECS, EncoderSettings, frame_rate, get_codec
 
 #: Keywords of :func:`option` that go to argparse; the rest are pydantic constraints (``ge``, ``le``, ...).
 CLI_KEYWORDS = ("flags", "metavar", "action", "positional")
@@ -196,8 +196,23 @@ class UpscaleOptions(BaseModel):
     tile_overlap: NonNegativeInt = option(16, "LR pixels shared by tiles", metavar="PX")
     window: PositiveInt = option(6, "frames per temporal window (paper: 6)")
     window_overlap: NonNegativeInt = option(2, "frames shared by neighbouring windows")
-    codec: Literal[CODECS] = option("h264", "h264 (.mp4, CRF), ffv1 (.mkv, lossless) or png (frame folder)")
-    crf: int = option(18, "h264 quality, 0-51 (lower is better)", ge=0, le=51)
+    codec: Literal[CODECS] = option(
+        "h264", "h264, hevc or av1 (.mp4), vp9 (.webm), prores (.mov), ffv1 (.mkv, lossless); frame folders: png, "
+                "tiff, dpx (lossless) or jpeg")
+    crf: int | None = option(None, "constant quality, lower is better: h264 and hevc 0-51 (default 18, 20), av1 and "
+                                   "vp9 0-63 (30, 31), jpeg 1-31 (2); with --bitrate, that bitrate caps it")
+    encoder_preset: str | None = option(None, "encoder speed preset (--preset names the model): h264/hevc ultrafast..veryslow, av1 0-13, vp9 "
+                                      "good/best/realtime; prores: its profile (proxy, lt, standard, hq, 4444, "
+                                      "4444xq; default hq)")
+    bitrate: str | None = option(None, "average bitrate (8M, 2500k) instead of constant quality; with --crf, a cap",
+                                 metavar="RATE")
+    pix_fmt: str | None = option(None, "FFmpeg pixel format of the output (default: the codec's for the "
+                                       "source's depth, e.g. yuv420p, yuv420p10le)", metavar="FMT")
+    encoder_option: list[Annotated[str, Field(pattern=r"^[^=]+=.*$")]] | None = option(
+        None, "an FFmpeg option of the encoder, passed as it is (repeat for several; e.g. x264-params=aq-mode=3, "
+              "tune=grain)", action="append", metavar="KEY=VALUE")
+    fps: str | None = option(None, "frame rate of frame folders given as inputs: 24, 25, 23.976 (= 24000/1001) or "
+                                   "N/D (default: 30)", pattern=r"^\d+(\.\d+)?(/\d+)?$", metavar="RATE")
     outscale: float | None = option(None, "output size as a factor of the input's, up to 4: the x4 output is scaled "
                                           "down with a Lanczos filter (e.g. 2 for 1080p from 540p)", gt=0, le=4,
                                     metavar="S")
@@ -220,6 +235,13 @@ class UpscaleOptions(BaseModel):
                                             "digests, per-video results, report; default: $MLFLOW_TRACKING_URI; "
                                             "none: no logging)")
     experiment: str = option("satecco-upscale", "MLflow experiment of the job's run")
+    frames: str | None = option(None, "upscale only frames A to B of each input (0-based, B excluded; A: or :B), "
+                                      "its audio, subtitles and chapters cut to match", pattern=r"^\d*:\d*$",
+                                metavar="A:B")
+    preview: float | None = option(None, "upscale only SECONDS from the middle of each input: a look before "
+                                         "committing a cluster to the whole film", gt=0, metavar="SECONDS")
+    compare: bool = option(False, "also write OUTDIR/<name>-compare.mp4 beside each output: the bicubic upscale "
+                                  "of its input and the output side by side, labelled")
     dry_run: bool = option(False, "upscale: print the plan (inputs, frames, output sizes, windows, segments) and its "
                                   "estimated cost per machine (satecco/costs.yaml); build and write nothing")
 
@@ -229,7 +251,27 @@ class UpscaleOptions(BaseModel):
             raise ValueError(f"window_overlap {self.window_overlap} must be smaller than window {self.window}")
         if self.tile is not None and self.tile_overlap >= self.tile:
             raise ValueError(f"tile_overlap {self.tile_overlap} must be smaller than tile {self.tile}")
+        self.encoder_settings().check(get_codec(self.codec))
+        if self.frames is not None and self.preview is not None:
+            raise ValueError("give --frames or --preview, not both")
+        first, stop = self.frame_range() or (0, None)
+        if stop is not None and stop <= first:
+            raise ValueError(f"--frames: {self.frames} holds no frame (B must be greater than A)")
+        if self.fps is not None and not frame_rate(self.fps) > 0:
+            raise ValueError(f"--fps: must be positive; got {self.fps}")
         return self
+
+    def frame_range(self) -> tuple[int, int | None] | None:
+        """``--frames A:B`` as ``(A, B)`` (B None: to the end), or None."""
+        if self.frames is None:
+            return None
+        first, _, stop = self.frames.partition(":")
+        return int(first or 0), int(stop) if stop else None
+
+    def encoder_settings(self) -> EncoderSettings:
+        """The encoder settings given (``--crf``, ``--preset``, ``--bitrate``, ``--pix-fmt``, ``--encoder-option``)."""
+        pairs = tuple(tuple(item.split("=", 1)) for item in self.encoder_option or ())
+        return EncoderSettings(self.crf, self.encoder_preset, self.bitrate, self.pix_fmt, pairs)
 
 
 class EvaluateOptions(BaseModel):
@@ -239,9 +281,11 @@ class EvaluateOptions(BaseModel):
 
     pred: list[str] = option(..., "predictions of one method; repeat for several methods (e.g. --pred "
                                   "satecco=out/s --pred bicubic=out/b)", action="append", metavar="[NAME=]PATH")
-    gt: str = option(..., "ground truth, in the same folder structure", metavar="PATH")
-    metrics: list[Literal[METRICS]] | None = option(None, f"metrics to compute (default: all of {', '.join(METRICS)})",
-                                                    metavar="METRIC")
+    gt: str | None = option(None, "ground truth, in the same folder structure; without it each prediction is "
+                                  f"measured alone, with the no-reference metrics ({', '.join(NO_REFERENCE_METRICS)})",
+                            metavar="PATH")
+    metrics: list[Literal[METRICS]] | None = option(None, f"metrics to compute (default: all of {', '.join(METRICS)}; "
+                                                          "without --gt the no-reference ones)", metavar="METRIC")
     y_channel: bool = option(False, "PSNR/SSIM on the BT.601 Y channel (Vid4)")
     crop_border: NonNegativeInt = option(0, "pixels dropped at each edge by the per-frame metrics "
                                             "(BasicSR: the scale, 4)", metavar="N")

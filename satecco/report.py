@@ -4,8 +4,10 @@ For every clip: side-by-side crops of the same region of the middle frame (groun
 method, enlarged with nearest-neighbour so that pixels stay pixels), temporal profiles (the row through
 the region's centre in every frame stacked top to bottom: an x–t slice, where flicker shows as
 horizontal streaks and stable content as smooth vertical lines), per-frame metric plots (matplotlib)
-and the metric table; at the top, the mean of every method. Images live in ``REPORT_DIR/images/``;
+and the metric table; at the top, the mean of every method. Without ground truth the crops and profiles
+are the methods' alone and the plots those of the no-reference metrics. Images live in ``REPORT_DIR/images/``;
 the page links them relatively, so the folder can be moved or logged as an artifact whole.
+:func:`choose_region` picks the crop where the clips are decoded (:func:`satecco.evaluate.evaluate_clip`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ import html
 import math
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from satecco.evaluate import HIGHER_IS_BETTER, ClipResult
 from satecco.storage import atomic_output
 
+if TYPE_CHECKING:
+    from satecco.evaluate import ClipResult
+
+#: Whether a higher value is better, for the tables.
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "clipiqa": True}
+CROP_SIZE = 96  # HR pixels of the crops (smaller frames get a smaller crop)
 DISPLAY = 192  # crops are enlarged by an integer factor to at least this many pixels
 PROFILE_ROWS = 96  # short clips' profiles repeat each frame's row to at least this height
 STYLE = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin:.5em 0}"
@@ -38,6 +46,25 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(image)).save(path, format="PNG")
+
+
+def choose_region(frame: np.ndarray) -> tuple[int, int, int]:
+    """The report's crop ``(y, x, size)``: the ``size``² window (at most :data:`CROP_SIZE`, at most half the
+    frame) with the most gradient energy in ``frame`` ``(H, W, 3)``, on a grid of half-window steps."""
+    height, width = frame.shape[:2]
+    size = max(1, min(CROP_SIZE, height // 2, width // 2))
+    luma = frame.astype(np.float64).mean(-1)
+    energy = np.zeros_like(luma)
+    energy[:, 1:] += np.abs(np.diff(luma, axis=1))
+    energy[1:, :] += np.abs(np.diff(luma, axis=0))
+    step = max(size // 2, 1)
+    best, where = -1.0, (0, 0)
+    for y in sorted({*range(0, height - size + 1, step), height - size}):
+        for x in sorted({*range(0, width - size + 1, step), width - size}):
+            total = energy[y:y + size, x:x + size].sum()
+            if total > best:
+                best, where = total, (y, x)
+    return (*where, size)
 
 
 def enlarge(image: np.ndarray, size: int = DISPLAY) -> np.ndarray:
@@ -100,7 +127,9 @@ def write_report(report_dir: str | Path, summary: dict, results: list[ClipResult
 def _overview(summary: dict) -> list[str]:
     """The top of the page: the settings, every method's means, unavailable metrics and failed clips."""
     conventions, methods, unavailable = summary["conventions"], list(summary["methods"]), summary["unavailable"]
-    parts = [f"<h1>satecco evaluate</h1><p>ground truth: <code>{html.escape(summary['gt'])}</code>; "
+    reference = (f"ground truth: <code>{html.escape(summary['gt'])}</code>" if summary["gt"] is not None
+                 else "no ground truth: no-reference metrics only")
+    parts = [f"<h1>satecco evaluate</h1><p>{reference}; "
              f"averaging: {conventions['averaging']}; crop_border "
              f"{conventions['crop_border']}; Y channel: {conventions['y_channel']}</p>",
              "<h2>Mean over clips</h2>",
@@ -128,11 +157,11 @@ def _clip_section(root: Path, clip: str, ok: dict[str, ClipResult], metrics: lis
 
 
 def _crops_and_profiles(root: Path, stem: str, ok: dict[str, ClipResult]) -> list[str]:
-    """The ground truth's and every method's crop of the middle frame and x-t profile, side by side."""
+    """The ground truth's (if any) and every method's crop of the middle frame and x-t profile, side by side."""
     first = next(iter(ok.values()))
     y, x, size = first.region
-    figures = [("ground truth", first.gt_crop, first.gt_profile, "gt")] + [
-        (m, r.crop, r.profile, f"m-{_name(m)}") for m, r in ok.items()]
+    figures = [("ground truth", first.gt_crop, first.gt_profile, "gt")] if first.gt_crop is not None else []
+    figures += [(m, r.crop, r.profile, f"m-{_name(m)}") for m, r in ok.items()]
     crops, profiles = [], []
     repeat = max(1, math.ceil(PROFILE_ROWS / first.frames))
     for label, crop, profile, key in figures:

@@ -194,9 +194,7 @@ def load_share(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def write_frames(path, frames: np.ndarray, frame_rate: Fraction, encoding: Encoding) -> None:
     """Encode ``frames (F, H, W, 3)`` (uint8, or uint16 for a deep ``encoding``) to the video file (or
     PNG folder) ``path``, atomically, scaled to ``encoding.size`` where it has one."""
-    given = (frames.shape[2], frames.shape[1])
-    with VideoWriter(path, *(encoding.size or given), frame_rate, codec=encoding.codec, crf=encoding.crf,
-                     bits=encoding.bits, colour=encoding.colour, scale_from=given) as writer:
+    with VideoWriter.for_encoding(path, frame_rate, encoding, (frames.shape[2], frames.shape[1])) as writer:
         for frame in frames:
             writer.write(frame)
 
@@ -212,6 +210,7 @@ class JoinPlan:
     frame_rate: Fraction
     encoding: Encoding
     overwrite: bool = False
+    excerpt: tuple[int, int] | None = None  # the source frames the output holds (None: all)
 
 
 def join_parts(plan: JoinPlan, tmp: Path) -> None:
@@ -235,7 +234,7 @@ def join_parts(plan: JoinPlan, tmp: Path) -> None:
             write_frames(pieces[-1], frames, plan.frame_rate, plan.encoding)
     source = storage.local_copy(plan.source)
     with storage.atomic_output(plan.target, replace_folder=plan.overwrite) as output:
-        concat_segments(pieces, output, plan.frame_rate, plan.encoding.codec, source=source)
+        concat_segments(pieces, output, plan.frame_rate, plan.encoding.codec, source=source, excerpt=plan.excerpt)
     folder = plan.parts[0].rsplit("/", 1)[0]
     storage.remove(folder)
     for parent in (folder.rsplit("/", 1)[0], folder.rsplit("/", 2)[0]):  # no empty .satecco-parts/ left

@@ -75,7 +75,7 @@ def main() -> None:
         audio = Path(tmp) / "audio.m4a"
         has_audio = cut_audio(source, start_s, end_s, audio)
         video = Path(tmp) / "video.mp4"
-        with VideoWriter(video, WIDTH, HEIGHT, info.frame_rate, codec="h264", crf=18) as writer:
+        with VideoWriter(video, WIDTH, HEIGHT, info.frame_rate, codec="h264") as writer:
             for frame in itertools.islice(read_frames(source), START_FRAME, START_FRAME + NUM_FRAMES):
                 small = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
                     width=WIDTH, height=HEIGHT, interpolation="LANCZOS")

@@ -88,10 +88,13 @@ def _tone(out, stream, seconds, rate=8000):
     channels = stream.codec_context.channels
     t = np.arange(int(seconds * rate)) / rate
     samples = (3000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
-    frame = av.AudioFrame.from_ndarray(np.tile(samples, (1, channels)) if channels > 1 else samples[None],
-                                       format="s16", layout="stereo" if channels > 1 else "mono")
-    frame.sample_rate, frame.pts = rate, 0
-    out.mux(stream.encode(frame))
+    step = rate // 50  # 20 ms per frame, as audio codecs packetise
+    for start in range(0, len(samples), step):
+        part = samples[start:start + step]
+        frame = av.AudioFrame.from_ndarray(np.tile(part, (1, channels)) if channels > 1 else part[None],
+                                           format="s16", layout="stereo" if channels > 1 else "mono")
+        frame.sample_rate, frame.pts = rate, start
+        out.mux(stream.encode(frame))
     out.mux(stream.encode(None))
 
 

@@ -217,4 +217,4 @@ def test_streams_no_output_form_keeps_are_refused_and_data_is_dropped_with_a_not
             plan_streams(container, "h264")
         kept = plan_streams(container, "ffv1")
         assert [(p.kind, p.action) for p in kept][0] == ("subtitle", "copy")
-        assert all(p.action == "drop" and "png frame folder" in p.why for p in plan_streams(container, "png"))
+        assert all(p.action == "drop" and "frame folder holds pictures only" in p.why for p in plan_streams(container, "png"))

@@ -129,7 +129,7 @@ def test_options_and_config_values_are_checked_alike_before_any_work(tmp_path, c
              ("steps: -1\n", [], f"{config}: steps: Input should be greater than 0 (got -1)"),
              ("steps: 2\n", ["--steps", "0"], "--steps: Input should be greater than 0 (got '0')"),
              ("", ["--window", "4", "--window-overlap", "4"], "window_overlap 4 must be smaller than window 4"),
-             ("", ["--crf", "60"], "--crf: Input should be less than or equal to 51")]
+             ("", ["--crf", "60"], "--crf: h264 takes 0 to 51; got 60")]
     for text, flags, message in cases:
         config.write_text(text)
         assert main(["upscale", "in.mp4", "-o", str(out), "--config", str(config), *flags]) == 2

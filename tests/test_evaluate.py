@@ -1,5 +1,6 @@
 """`satecco evaluate` as a user runs it: REDS4-style frame folders and videos, known answers, bad clips
-failing alone, the Ray engine, MLflow, and the report rendered by a real headless Chromium."""
+failing alone, archives without ground truth, the Ray engine, MLflow, and the report rendered by a real
+headless Chromium."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media import moving_frames, write
+from media import moving_frames, textured_frames, write
 
 from satecco.cli import main
 from satecco.evaluate import EvalSettings, evaluate_locally, list_clips, pair_clips
 from satecco.metrics.fidelity import psnr
+from satecco.metrics.temporal import warping_error
+from satecco.report import choose_region
 
 HEIGHT, WIDTH = 48, 64  # the smallest frames that TecoGAN's tOF crop accepts
 
@@ -48,6 +51,26 @@ def dataset(tmp_path):
     (pred / "broken" / "000001.png").write_text("not a png")
     png_folder(pred / "nogt", frames(2))
     return gt, pred
+
+
+def steady_frames(n: int = 4) -> list[np.ndarray]:
+    """A texture drifting 1.5 px a frame, 96x192 (NIQE needs two 96x96 blocks), kept within [0, 247]."""
+    return [(f[:96].astype(int) * 247 // 255).astype(np.uint8) for f in textured_frames(n, 192)]
+
+
+def flicker_frames(n: int = 4) -> list[np.ndarray]:
+    """:func:`steady_frames` with every other frame 8 levels brighter: flicker that no motion explains."""
+    return [f + 8 * (t % 2) for t, f in enumerate(steady_frames(n))]
+
+
+@pytest.fixture
+def archive(tmp_path):
+    """Two methods' outputs and no ground truth: ``a/steady`` (PNG frames), ``a/flicker.mkv`` (lossless
+    video) and ``b/``, the same two clips mirrored left to right."""
+    for method, flip in (("a", lambda f: f), ("b", np.fliplr)):
+        png_folder(tmp_path / method / "steady", [flip(f) for f in steady_frames()])
+        write(tmp_path / method / "flicker.mkv", [np.ascontiguousarray(flip(f)) for f in flicker_frames()], "ffv1")
+    return tmp_path / "a", tmp_path / "b"
 
 
 def test_layouts_and_pairing(dataset, tmp_path):
@@ -125,6 +148,64 @@ def test_report_regions_are_shared_by_methods(dataset, tmp_path):
     np.testing.assert_array_equal(a.profile.astype(int) - a.gt_profile, 4)
 
 
+def test_evaluate_without_gt(archive, tmp_path):
+    """No --gt: each clip alone, the no-reference metrics only, the warping error on the clip's own flow."""
+    a, b = archive
+    report = tmp_path / "report"
+    assert main(["evaluate", "--engine", "local", "--pred", f"a={a}", "--pred", f"b={b}", "-o", str(report)]) == 0
+    summary = json.loads((report / "metrics.json").read_text())
+    assert summary["gt"] is None and summary["metrics"] == ["niqe", "clipiqa", "warping_error"]
+    assert "no ground truth" in summary["conventions"]["reference"]
+    assert "own Farneback flow" in summary["conventions"]["temporal"] and "psnr_ssim" not in summary["conventions"]
+    assert "no CLIP model folder" in summary["unavailable"]["clipiqa"]
+    for entry in summary["methods"].values():  # no full-reference number anywhere
+        assert set(entry["mean"]) == {"niqe", "warping_error"} and not entry["failed"]
+        assert all(set(c["metrics"]) == {"niqe", "warping_error"} and c["gt"] is None for c in entry["clips"].values())
+    clips = summary["methods"]["a"]["clips"]
+    steady, flicker = clips["steady"]["metrics"], clips["flicker"]["metrics"]
+    assert steady["warping_error"] == pytest.approx(warping_error(np.stack(steady_frames())), rel=1e-12)
+    assert flicker["warping_error"] > 3 * steady["warping_error"]  # measured: 1.2e-3 against 1.8e-4
+    assert len(clips["flicker"]["per_frame"]["warping_error"]) == 3 and len(clips["flicker"]["per_frame"]["niqe"]) == 4
+    # the report: every method's crops and profiles, plots of the no-reference metrics, no ground-truth column
+    page = (report / "index.html").read_text()
+    assert "no ground truth" in page and "ground truth</figcaption>" not in page
+    kinds = ("crop-m-a", "crop-m-b", "xt-m-a", "xt-m-b", "plot-niqe", "plot-warping_error")
+    written = sorted(p.name for p in (report / "images").glob("*.png"))
+    assert written == sorted(f"{clip}-{kind}.png" for clip in ("flicker", "steady") for kind in kinds)
+    assert sorted(re.findall(r"src='images/([^']+)'", page)) == written
+
+
+def test_without_gt_methods_share_the_first_ones_region(archive):
+    a, b = archive
+    pairs = pair_clips({"a": str(a), "b": str(b)}, None)
+    anchors = {"flicker": str(a / "flicker.mkv"), "steady": str(a / "steady")}
+    assert [(p.method, p.clip, p.gt, p.anchor) for p in pairs] == [
+        (m, c, None, anchors[c]) for m in ("a", "b") for c in ("flicker", "steady")]
+    # single clips count as one clip, named after the first
+    assert [(p.clip, p.anchor) for p in pair_clips({"x": str(a / "steady"), "y": str(b / "flicker.mkv")}, None)] \
+        == [("steady", str(a / "steady"))] * 2
+    ra, rb = evaluate_locally(pairs[1::2], EvalSettings(metrics=("niqe",), reference=False))  # the steady clips
+    mirrored = [np.fliplr(f) for f in steady_frames()]
+    assert choose_region(mirrored[0]) != choose_region(steady_frames()[0])  # b alone would show another place
+    assert ra.region == rb.region == choose_region(steady_frames()[0])
+    y, x, size = rb.region
+    np.testing.assert_array_equal(rb.crop, mirrored[2][y:y + size, x:x + size])
+    assert rb.gt is None and rb.gt_crop is None and rb.gt_profile is None
+    # a no-reference metric does not depend on whether ground truth was given
+    (with_gt,) = evaluate_locally(pair_clips({"a": str(a / "steady")}, str(b / "steady")),
+                                  EvalSettings(metrics=("niqe",)))
+    assert with_gt.values == ra.values and with_gt.per_frame == ra.per_frame
+
+
+def test_full_reference_metrics_need_gt(archive, tmp_path, capsys):
+    a, _ = archive
+    code = main(["evaluate", "--engine", "local", "--pred", str(a), "-o", str(tmp_path / "report"),
+                 "--metrics", "psnr", "niqe", "tlpips"])
+    err = capsys.readouterr().err
+    assert code == 2 and not (tmp_path / "report").exists()
+    assert err.count("\n") == 1 and "['psnr', 'tlpips']" in err and "--gt" in err
+
+
 def test_evaluate_logs_to_mlflow(dataset, tmp_path, monkeypatch):
     import mlflow
 
@@ -135,40 +216,45 @@ def test_evaluate_logs_to_mlflow(dataset, tmp_path, monkeypatch):
     code = main(["evaluate", "--engine", "local", "--pred", f"mine={pred / 'offset4'}", "--gt",
                  str(gt / "offset4"), "-o", str(tmp_path / "report"), "--metrics", "psnr", "ssim"])
     assert code == 0
+    assert main(["evaluate", "--engine", "local", "--pred", f"mine={pred / 'offset4'}", "-o",
+                 str(tmp_path / "report-nogt")]) == 0
     client = mlflow.tracking.MlflowClient(uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("satecco-evaluate").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("satecco-evaluate").experiment_id])
+    run, alone = sorted(runs, key=lambda r: r.data.params["gt"] == "none")
+    assert "no ground truth" in alone.data.params["reference"]
+    assert set(alone.data.metrics) == {"mine.warping_error", "mine.offset4.warping_error"}  # niqe: frames too small
+    assert alone.data.metrics["mine.warping_error"] == pytest.approx(warping_error(np.stack(frames(4, offset=4))))
     assert run.data.params["pred.mine"] == str(pred / "offset4") and run.data.params["crop_border"] == "0"
     assert run.data.metrics["mine.psnr"] == pytest.approx(20 * math.log10(255 / 4))
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"metrics.json", "index.html", "images"} <= artifacts
 
 
-def test_ray_engine_equals_local_engine(dataset, tmp_path, ray_local):
+def test_ray_engine_equals_local_engine(dataset, archive, tmp_path, ray_local):
     from satecco.pipelines.evaluate import evaluate_on_ray
 
     gt, pred = dataset
-    pairs = pair_clips({"mine": str(pred)}, str(gt))
-    settings = EvalSettings(metrics=("psnr", "ssim", "tof"))
-    remote = evaluate_on_ray(pairs, settings, actors=2, num_cpus=0.5)
-    local = evaluate_locally(pairs, settings)
-    assert [(r.method, r.clip) for r in remote] == [(p.method, p.clip) for p in pairs]
-    for a, b in zip(remote, local, strict=True):
-        assert a.error == b.error and a.values == b.values and a.per_frame == b.per_frame
-        if not a.error:
-            np.testing.assert_array_equal(a.profile, b.profile)
+    a, b = archive
+    cases = [(pair_clips({"mine": str(pred)}, str(gt)), EvalSettings(metrics=("psnr", "ssim", "tof"))),
+             (pair_clips({"a": str(a), "b": str(b)}, None), EvalSettings(reference=False))]
+    for pairs, settings in cases:
+        remote = evaluate_on_ray(pairs, settings, actors=2, num_cpus=0.5)
+        local = evaluate_locally(pairs, settings)
+        assert [(r.method, r.clip) for r in remote] == [(p.method, p.clip) for p in pairs]
+        for x, y in zip(remote, local, strict=True):
+            assert (x.error, x.values, x.per_frame, x.unavailable) == (y.error, y.values, y.per_frame, y.unavailable)
+            if not x.error:
+                assert x.region == y.region
+                np.testing.assert_array_equal(x.profile, y.profile)
+    assert remote[0].gt is None and remote[0].gt_crop is None and set(remote[0].values) == {"niqe", "warping_error"}
 
 
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.mark.skipif(chromium() is None, reason="no chromium on PATH (Debian: apt-get install chromium; .ci/run does)")
-def test_report_renders_in_headless_chromium(dataset, tmp_path):
-    """Every image of index.html loads in a real browser and the tables are there."""
-    gt, pred = dataset
-    report = tmp_path / "report"
-    main(["evaluate", "--engine", "local", "--pred", f"satecco={pred}", "--pred", f"copy={gt}", "--gt", str(gt),
-          "-o", str(report), "--metrics", "psnr", "tof"])
+def render(report: Path) -> tuple[str, int, int]:
+    """``report/index.html`` as a real headless Chromium renders it: (DOM, images, images loaded)."""
     page = (report / "index.html").read_text()
     probe = ("<script>addEventListener('load', () => { const i = [...document.images];"
              " document.body.dataset.images = i.length;"
@@ -178,10 +264,35 @@ def test_report_renders_in_headless_chromium(dataset, tmp_path):
                            "--dump-dom", (report / "check.html").as_uri()], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     body = re.search(r"<body[^>]*>", done.stdout).group(0)
-    images = int(re.search(r'data-images="(\d+)"', body).group(1))
-    loaded = int(re.search(r'data-loaded="(\d+)"', body).group(1))
+    return (done.stdout, int(re.search(r'data-images="(\d+)"', body).group(1)),
+            int(re.search(r'data-loaded="(\d+)"', body).group(1)))
+
+
+needs_chromium = pytest.mark.skipif(chromium() is None,
+                                    reason="no chromium on PATH (Debian: apt-get install chromium; .ci/run does)")
+
+
+@needs_chromium
+def test_report_renders_in_headless_chromium(dataset, tmp_path):
+    """Every image of index.html loads in a real browser and the tables are there."""
+    gt, pred = dataset
+    report = tmp_path / "report"
+    main(["evaluate", "--engine", "local", "--pred", f"satecco={pred}", "--pred", f"copy={gt}", "--gt", str(gt),
+          "-o", str(report), "--metrics", "psnr", "tof"])
+    dom, images, loaded = render(report)
     # 3 clips of both methods x (3 crops + 3 profiles + 2 plots) + 4 clips of `copy` only x (2 + 2 + 2)
     assert images == len(list((report / "images").glob("*.png"))) == 3 * 8 + 4 * 6
     assert loaded == images
-    assert done.stdout.count("<table") == 1 + 7  # the means and one per clip
-    assert "Failed clips" in done.stdout and "nogt" in done.stdout
+    assert dom.count("<table") == 1 + 7  # the means and one per clip
+    assert "Failed clips" in dom and "nogt" in dom
+
+
+@needs_chromium
+def test_report_without_gt_renders_in_headless_chromium(archive, tmp_path):
+    a, b = archive
+    report = tmp_path / "report"
+    main(["evaluate", "--engine", "local", "--pred", f"a={a}", "--pred", f"b={b}", "-o", str(report),
+          "--metrics", "warping_error"])
+    dom, images, loaded = render(report)
+    assert images == loaded == 2 * (2 + 2 + 1)  # 2 clips x (a crop and a profile per method, 1 plot)
+    assert dom.count("<table") == 1 + 2 and "no ground truth" in dom

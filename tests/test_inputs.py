@@ -13,6 +13,7 @@ from satecco.cli import main
 from satecco.inputs import Input, VideoSettings, assign_outputs, expand_inputs
 from satecco.pipelines.config import PipelineConfig
 from satecco.pipelines.plan import plan_videos
+from satecco.video.codecs import EncoderSettings
 from satecco.video.read import probe, read_frames
 
 FFV1 = VideoSettings(codec="ffv1")
@@ -127,7 +128,7 @@ def test_the_fingerprint_holds_what_changes_pixels_and_nothing_else(tmp_path):
                replace(spec, tile=32), replace(spec, dtype="bfloat16"), replace(spec, method="framewise")]
     assert len({base, *(fingerprint(s, settings) for s in changed)}) == 1 + len(changed)
     others = [replace(settings, seed=2), replace(settings, window=5), replace(settings, window_overlap=1),
-              replace(settings, codec="h264"), replace(settings, crf=20)]
+              replace(settings, codec="h264"), replace(settings, codec="h264", encoder=EncoderSettings(crf=20))]
     assert len({base, *(fingerprint(spec, s) for s in others)}) == 1 + len(others)
     weights = tmp_path / "w.safetensors"
     shutil.copyfile(EMBEDDED_TINY / "satecco.safetensors", weights)

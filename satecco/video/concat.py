@@ -13,12 +13,13 @@ import av
 
 from satecco.errors import VideoError
 from satecco.storage import atomic_output
+from satecco.video.codecs import get_codec
 from satecco.video.formats import (
     check_target,
     frame_files,
     frame_rate_of,
     open_input,
-    read_png,
+    read_image,
     reason,
     video_stream,
 )
@@ -27,7 +28,8 @@ from satecco.video.streams import Carried, Timing, frame_times, kept_metadata, p
 from satecco.video.write import discard_output, finish_output
 
 
-def concat_segments(parts, target, frame_rate: Fraction, codec: str, source: str | None = None) -> int:
+def concat_segments(parts, target, frame_rate: Fraction, codec: str, source: str | None = None,
+                    excerpt: tuple[int, int] | None = None) -> int:
     """Join the outputs of several :class:`~satecco.video.write.VideoWriter` s (the segments of one
     video, in order) into one output at ``target``, without re-encoding; return its frame count.
 
@@ -36,15 +38,17 @@ def concat_segments(parts, target, frame_rate: Fraction, codec: str, source: str
     (``.mkv``) the video packets of the parts are remuxed one after the other, each part's frame ``i``
     getting ``pts = (frames of the parts before it) + i`` in time base ``1 / frame_rate``: the result
     has the summed frame count and exactly ``frame_rate``, and decodes to the frames of the parts (each
-    x264 part starts with an IDR frame, each ffv1 part with a keyframe). For ``"png"`` the parts are
-    frame folders and ``target`` gets their frames renumbered ``000000.png``, ``000001.png``, ...
+    x264 part starts with an IDR frame, each ffv1 part with a keyframe; every codec of
+    :mod:`satecco.video.codecs` starts a stream with one). For the frame codecs (png, tiff, jpeg, dpx)
+    the parts are frame folders and ``target`` gets their frames renumbered ``000000.png``, ...
     (hard links where the file system allows, copies elsewhere).
 
     With ``source`` (the video the parts were made from), the output gets what it carries besides
     pictures (:mod:`satecco.video.streams`): its other streams as :func:`~satecco.video.streams.plan_streams`
     decides (a stream that would be lost raises :class:`VideoError` naming ``source``), its metadata and
     chapters, the video stream's metadata, sample aspect ratio and display matrix, and, where it gives
-    one per frame, each frame's own timestamp instead of ``i / frame_rate``.
+    one per frame, each frame's own timestamp instead of ``i / frame_rate``. ``excerpt``: the parts hold
+    the source's frames ``[first, stop)`` only; what it carries is cut to their time span and starts at 0.
 
     Atomic like :class:`~satecco.video.write.VideoWriter` (:func:`satecco.storage.atomic_output`): the
     output is assembled at a hidden temporary name beside ``target`` and moved into place only when
@@ -54,7 +58,7 @@ def concat_segments(parts, target, frame_rate: Fraction, codec: str, source: str
     not match the first one (codec, size, pixel format, frame rate, SPS/PPS) or the frame rate.
     """
     target = Path(target)
-    container_format, _ = check_target(target, codec)
+    container_format = check_target(target, codec)
     if isinstance(frame_rate, (float, bool)) or not Fraction(frame_rate) > 0:
         raise ValueError(f"frame_rate must be exact and positive (a Fraction or int, e.g. "
                          f"Fraction(30000, 1001)); got {frame_rate!r}")
@@ -63,9 +67,9 @@ def concat_segments(parts, target, frame_rate: Fraction, codec: str, source: str
     if not parts:
         raise ValueError(f"no parts to join into {str(target)!r}")
     with atomic_output(target) as tmp:
-        if codec == "png":
+        if container_format is None:
             return _join_frame_folders(parts, tmp)
-        return _remux_parts(parts, tmp, target, container_format, frame_rate, codec, source)
+        return _remux_parts(parts, tmp, target, container_format, frame_rate, codec, source, excerpt)
 
 
 def _join_frame_folders(parts: list[Path], tmp: Path) -> int:
@@ -73,16 +77,16 @@ def _join_frame_folders(parts: list[Path], tmp: Path) -> int:
     shape, total = None, 0
     for part in parts:
         if not part.is_dir():
-            raise VideoError(part, "no such png frame folder" if not part.exists() else "not a png frame folder")
+            raise VideoError(part, "no such frame folder" if not part.exists() else "not a frame folder")
         files = frame_files(part)
-        part_shape = read_png(files[0]).shape
+        part_shape = read_image(files[0]).shape
         if shape is None:
             shape = part_shape
         elif part_shape != shape:
             raise VideoError(part, f"frames are {part_shape[1]}x{part_shape[0]}, those of the first part "
                                    f"{parts[0]} are {shape[1]}x{shape[0]}")
         for file in files:
-            name = tmp / f"{total:06d}.png"
+            name = tmp / f"{total:06d}{file.suffix}"
             try:
                 os.link(file, name)
             except OSError:  # another file system, or one without hard links
@@ -128,7 +132,7 @@ def _check_parts(parts: list[Path], infos: list[_Part], codec: str, frame_rate: 
     the first part (size, pixel format, codec setup)."""
     first = infos[0]
     for part, info in zip(parts, infos, strict=True):
-        if info.codec != codec:
+        if info.codec not in get_codec(codec).decoders:
             raise VideoError(part, f"its video codec is {info.codec!r}, expected {codec!r}")
         if info.frame_rate != frame_rate:
             raise VideoError(part, f"its frame rate is {info.frame_rate}, expected {frame_rate}")
@@ -145,7 +149,7 @@ def _check_parts(parts: list[Path], infos: list[_Part], codec: str, frame_rate: 
 
 
 def _remux_parts(parts: list[Path], tmp: Path, target: Path, container_format: str, frame_rate: Fraction,
-                 codec: str, source: str | None) -> int:
+                 codec: str, source: str | None, excerpt: tuple[int, int] | None = None) -> int:
     """Remux the video packets of ``parts`` one after the other into a new file ``tmp`` (with what
     ``source`` carries); return the frame count. ``target`` is the name errors about the output give."""
     # Check every part before writing: a mismatch found halfway would waste the work before it.
@@ -154,18 +158,19 @@ def _remux_parts(parts: list[Path], tmp: Path, target: Path, container_format: s
     # dts runs ``delay`` frames before pts; parts with fewer B-frames (a short part may have none) get
     # their dts moved back to the largest delay, so that dts keeps increasing across the joins.
     delay = max(info.delay for info in infos)
-    options = {"movflags": "+faststart"} if codec == "h264" else {}
+    options = {"movflags": "+faststart"} if container_format in ("mp4", "mov") else {}
     out = carried = original = None
     try:
         out = av.open(str(tmp), "w", format=container_format, options=options)
         with open_input(parts[0]) as container:
-            video = out.add_stream_from_template(container.streams.video[0])
+            video = _output_video(out, container.streams.video[0], codec)
         timing = Timing(frame_rate)
         if source is not None and not Path(source).is_dir():  # a frame folder carries nothing more
             original = open_input(Path(source))
-            timing, carried = _carry(original, out, video, codec, source, frame_rate)
-        video.time_base = video.codec_context.time_base = timing.time_base
-        video.codec_context.framerate = frame_rate
+            timing, carried = _carry(original, out, video, codec, source, frame_rate, excerpt)
+        video.time_base = timing.time_base
+        if video.codec_context is not None:
+            video.codec_context.time_base, video.codec_context.framerate = timing.time_base, frame_rate
         remux = _Remux(out, video, frame_rate, delay, carried, timing)
         for part, info in zip(parts, infos, strict=True):
             remux.copy(part, info)
@@ -179,10 +184,25 @@ def _remux_parts(parts: list[Path], tmp: Path, target: Path, container_format: s
     return remux.total
 
 
-def _carry(original, out, video, codec: str, source: str, frame_rate: Fraction) -> tuple[Timing, Carried]:
+def _output_video(out, template, codec: str):
+    """The output's video stream, for the packets of ``template``'s: a copy of its setup, or, where it
+    was read by a decoder-only library (AV1: libdav1d) that PyAV cannot copy from, a bare stream whose
+    setup the muxer takes from the packets."""
+    try:
+        video = out.add_stream_from_template(template)
+    except av.codec.codec.UnknownCodecError:
+        cc = template.codec_context
+        video = out.add_mux_stream(cc.codec.canonical_name, width=cc.width, height=cc.height)
+    video.codec_tag = get_codec(codec).tag or template.codec_tag  # ProRes: the tag names the profile
+    return video
+
+
+def _carry(original, out, video, codec: str, source: str, frame_rate: Fraction,
+           excerpt: tuple[int, int] | None = None) -> tuple[Timing, Carried]:
     """Give the output's ``video`` stream what ``original``'s video stream carries (tags, disposition,
     sample aspect ratio, display matrix), and add its other streams; returns the frames' timing and the
-    carried streams. A source without video (an audio track to join) gives its streams only."""
+    carried streams. A source without video (an audio track to join) gives its streams only; an
+    ``excerpt`` gets the times of its frames, from 0, and the streams' packets of its time span."""
     try:
         plans = plan_streams(original, codec)
     except ValueError as error:
@@ -199,7 +219,12 @@ def _carry(original, out, video, codec: str, source: str, frame_rate: Fraction) 
         video.set_display_matrix(list(picture.display_matrix))
     with open_input(Path(source)) as again:
         times = frame_times(again)
-    return Timing(frame_rate, times, stream.time_base), Carried(original, out, plans)
+    if excerpt is None:
+        return Timing(frame_rate, times, stream.time_base), Carried(original, out, plans)
+    first, stop = excerpt
+    start = times[first] * stream.time_base if times else Fraction(first) / frame_rate
+    timing = Timing(frame_rate, [t - times[first] for t in times[first:stop]] if times else None, stream.time_base)
+    return timing, Carried(original, out, plans, (start, start + timing.seconds(stop - first)))
 
 
 class _Remux:

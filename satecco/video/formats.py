@@ -1,5 +1,5 @@
-"""What the video modules share: suffixes and codecs, checking output paths, opening inputs, exact
-frame rates, PNG frame folders, RGB conversion and FFmpeg's error messages."""
+"""What the video modules share: suffixes, checking output paths, opening inputs, exact frame rates,
+frame folders (PNG, TIFF, JPEG, DPX, EXR), RGB conversion and FFmpeg's error messages."""
 
 from __future__ import annotations
 
@@ -10,38 +10,35 @@ import av
 import numpy as np
 
 from satecco.errors import VideoError
+from satecco.video.codecs import FRAME_SUFFIXES, get_codec
 
 # Video file suffixes taken as inputs when a folder of inputs is given.
 EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts", ".flv",
      ".wmv", ".ogv", ".3gp", ".y4m", ".mxf", ".dv", ".vob", ".m2v"}
 )
+#: The frame rate of a frame folder given as input, unless ``--fps`` says otherwise.
 FOLDER_FRAME_RATE = Fraction(30)
-# codec -> (file suffix, container format, pixel format stored)
-_CODECS = {"h264": (".mp4", "mp4", "yuv420p"), "ffv1": (".mkv", "matroska", "bgr0"), "png": ("", None, "rgb24")}
-CODECS = tuple(_CODECS)
+#: EXR frames hold linear light; the decoder turns them into sRGB code values, which the model knows.
+EXR_TRANSFER = "iec61966_2_1"
 
 
 def output_suffix(codec: str) -> str:
-    """The file suffix a :class:`~satecco.video.write.VideoWriter` expects for ``codec``: ``.mp4``,
-    ``.mkv``, or ``""`` (a folder)."""
-    if codec not in _CODECS:
-        raise ValueError(f"unknown codec {codec!r}; expected one of {sorted(_CODECS)}")
-    return _CODECS[codec][0]
+    """The suffix of an output of ``codec`` (:data:`~satecco.video.codecs.CODEC_TABLE`): ``.mp4``,
+    ``.mkv``, ... or ``""`` (a frame folder)."""
+    return get_codec(codec).output_suffix
 
 
-def check_target(path: Path, codec: str) -> tuple[str | None, str]:
-    """Check an output path against ``codec``; return the container format and the pixel format."""
-    suffix, container_format, pix_fmt = _CODECS.get(codec, (None, None, None))
-    if suffix is None:
-        raise ValueError(f"unknown codec {codec!r}; expected one of {sorted(_CODECS)}")
-    if codec == "png" and path.suffix.lower() in EXTENSIONS:
-        raise ValueError(f"codec 'png' writes a folder of frames, but {str(path)!r} names a video file")
-    if suffix and path.suffix.lower() != suffix:
-        raise ValueError(f"codec {codec!r} writes {suffix} files; got path {str(path)!r}")
-    if codec == "png" and path.is_dir() and any(path.iterdir()):
+def check_target(path: Path, codec: str) -> str | None:
+    """Check an output path against ``codec``; return the container format (None: a frame folder)."""
+    spec = get_codec(codec)
+    if spec.frames and path.suffix.lower() in EXTENSIONS:
+        raise ValueError(f"codec {codec!r} writes a folder of frames, but {str(path)!r} names a video file")
+    if spec.output_suffix and path.suffix.lower() != spec.output_suffix:
+        raise ValueError(f"codec {codec!r} writes {spec.output_suffix} files; got path {str(path)!r}")
+    if spec.frames and path.is_dir() and any(path.iterdir()):
         raise ValueError(f"output folder {str(path)!r} exists and is not empty")
-    return container_format, pix_fmt
+    return spec.container
 
 
 def open_input(path: Path):
@@ -86,28 +83,40 @@ def to_rgb(frame, bits: int = 8) -> np.ndarray:
 
 
 def frame_files(folder: Path) -> list[Path]:
-    """The ``.png`` frames of a folder, sorted by name; :class:`VideoError` where there are none."""
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
+    """The frame files of a folder (one kind of :data:`~satecco.video.codecs.FRAME_SUFFIXES`; ``.tif``
+    and ``.tiff`` are one kind, as are ``.jpg`` and ``.jpeg``), sorted by name; :class:`VideoError`
+    where there are none or several kinds."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith("."))
+    kinds = sorted({_KIND.get(p.suffix.lower(), p.suffix.lower()) for p in files})
     if not files:
-        raise VideoError(folder, "folder holds no .png frames")
+        raise VideoError(folder, f"folder holds no frames ({', '.join(sorted(FRAME_SUFFIXES))})")
+    if len(kinds) > 1:
+        raise VideoError(folder, f"folder mixes {' and '.join(kinds)} frames; one kind per folder")
     return files
 
 
-def decode_png(path: Path):
-    """One PNG frame, decoded (an ``av.VideoFrame``: its format tells the file's depth)."""
+_KIND = {".tiff": ".tif", ".jpeg": ".jpg"}
+
+
+def decode_image(path: Path):
+    """One frame file, decoded (an ``av.VideoFrame``: its format tells the file's depth). EXR's linear
+    light comes back as sRGB code values (:data:`EXR_TRANSFER`)."""
     try:
         with av.open(str(path)) as container:
-            frame = next(container.decode(video=0), None)
-    except av.FFmpegError as e:
-        raise VideoError(path, f"not a PNG image: {reason(e)}") from e
+            stream = container.streams.video[0]
+            if path.suffix.lower() == ".exr":
+                stream.codec_context.options = {"apply_trc": EXR_TRANSFER}
+            frame = next(container.decode(stream), None)
+    except (av.FFmpegError, IndexError) as e:
+        raise VideoError(path, f"not an image: {reason(e)}") from e
     if frame is None:
-        raise VideoError(path, "not a PNG image: no picture in it")
+        raise VideoError(path, "not an image: no picture in it")
     return frame
 
 
-def read_png(path: Path, bits: int = 8) -> np.ndarray:
-    """One PNG frame as ``(H, W, 3)`` RGB, uint8 for ``bits`` 8, else uint16."""
-    return to_rgb(decode_png(path), bits)
+def read_image(path: Path, bits: int = 8) -> np.ndarray:
+    """One frame file as ``(H, W, 3)`` RGB, uint8 for ``bits`` 8, else uint16."""
+    return to_rgb(decode_image(path), bits)
 
 
 def reason(error: Exception) -> str:

@@ -16,9 +16,8 @@ from typing import NamedTuple
 import av
 import numpy as np
 
-#: The most bits per sample each output codec stores: libx264 in the installed wheel encodes 8 and 10
-#: bits (``yuv420p10le``, High 10), FFV1 and PNG up to 16.
-CODEC_BITS = {"h264": 10, "ffv1": 16, "png": 16}
+from satecco.video.codecs import CODEC_TABLE, DEFAULT_ENCODER, EncoderSettings, get_codec
+
 #: AVColorSpace -> the name swscale (PyAV's ``reformat``) converts RGB to YUV with.
 YUV_MATRICES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 UNSPECIFIED = (0, 2)  # "reserved" and "unspecified" in FFmpeg's primaries, transfer and matrix enums
@@ -88,10 +87,10 @@ class Encoding:
     ``--height``, ``--max-height``): frames are scaled to it by the writer."""
 
     codec: str = "h264"
-    crf: int = 18
     bits: int = 8
     colour: Colour = UNTAGGED
     size: tuple[int, int] | None = None
+    encoder: EncoderSettings = DEFAULT_ENCODER
 
     @property
     def dtype(self):
@@ -103,31 +102,38 @@ class Encoding:
     @classmethod
     def from_json(cls, text: str) -> Encoding:
         fields = json.loads(text)
-        size = fields.get("size")
-        return cls(**{**fields, "colour": Colour(*fields["colour"]), "size": tuple(size) if size else None})
+        size, encoder = fields.get("size"), fields["encoder"]
+        encoder["options"] = tuple(tuple(pair) for pair in encoder["options"])
+        return cls(**{**fields, "colour": Colour(*fields["colour"]), "size": tuple(size) if size else None,
+                      "encoder": EncoderSettings(**encoder)})
 
 
-def encoding_for(picture: Picture, codec: str, crf: int, allow_fewer_bits: bool = False) -> Encoding:
-    """The encoding that keeps ``picture``'s depth and colour tags in ``codec``.
+def encoding_for(picture: Picture, codec: str, encoder: EncoderSettings = DEFAULT_ENCODER,
+                 allow_fewer_bits: bool = False) -> Encoding:
+    """The encoding that keeps ``picture``'s depth and colour tags in ``codec`` (at ``encoder.pix_fmt``'s
+    depth where one is given).
 
-    Raises :class:`ValueError` (the caller names the input) where ``codec`` stores fewer bits than the
-    source has, unless ``allow_fewer_bits``: then it writes as many as ``codec`` stores."""
-    bits = 8 if picture.bits <= 8 else picture.bits
-    most = CODEC_BITS[codec]
+    Raises :class:`ValueError` (the caller names the input) where the output stores fewer bits than the
+    source has, unless ``allow_fewer_bits``: then it writes as many as the output stores."""
+    bits = 8 if picture.bits <= 8 else min(picture.bits, 16)
+    most = format_bits(encoder.pix_fmt) if encoder.pix_fmt else get_codec(codec).most_bits
     if bits > most:
         if not allow_fewer_bits:
-            raise ValueError(f"its {picture.bits}-bit samples would be cut to {most} bits by {codec}; use "
-                             f"--codec ffv1 or png (16 bits), or --allow-8bit to accept the loss")
+            deep = [c.name for c in CODEC_TABLE.values() if c.most_bits >= bits]
+            raise ValueError(f"its {picture.bits}-bit samples would be cut to {most} bits by {codec}"
+                             f"{' ' + encoder.pix_fmt if encoder.pix_fmt else ''}; use --codec "
+                             f"{' or '.join(deep)}, or --allow-8bit to accept the loss")
         bits = most
-    return Encoding(codec, crf, bits, picture.colour)
+    return Encoding(codec, bits, picture.colour, encoder=encoder)
 
 
-def yuv_tags(colour: Colour) -> tuple[str, str, Colour]:
+def yuv_tags(colour: Colour, full_range: bool = False) -> tuple[str, str, Colour]:
     """For a YUV output of source tags ``colour``: the matrix and range names to convert RGB with, and
     the tags to write. The source's where swscale knows its matrix; BT.709 limited range for untagged
-    sources (and for matrices swscale does not convert to)."""
-    matrix = colour.matrix if colour.matrix in YUV_MATRICES else 1
-    full = colour.range == 2
+    sources (and for matrices swscale does not convert to); BT.601 at full range for ``full_range``
+    (JPEG, whose files have no tags: readers assume it)."""
+    matrix = 5 if full_range else colour.matrix if colour.matrix in YUV_MATRICES else 1
+    full = colour.range == 2 or full_range
     primaries = 1 if colour.primaries in UNSPECIFIED else colour.primaries
     transfer = 1 if colour.transfer in UNSPECIFIED else colour.transfer
     return YUV_MATRICES[matrix], "JPEG" if full else "MPEG", Colour(primaries, transfer, matrix, 2 if full else 1)

@@ -1,4 +1,4 @@
-"""Reading: :func:`probe` a video file or PNG frame folder, :func:`count_frames`, and :func:`read_frames`
+"""Reading: :func:`probe` a video file or frame folder, :func:`count_frames`, and :func:`read_frames`
 one at a time (at 8 or 16 bits, deinterlaced on request), a range of them by seeking to the keyframe
 before it; :class:`Tally` checks that a video stream holds what its container promises
 (:func:`promised_length`)."""
@@ -18,21 +18,21 @@ import numpy as np
 from satecco.errors import VideoError
 from satecco.video.formats import (
     FOLDER_FRAME_RATE,
-    decode_png,
+    decode_image,
     frame_files,
     frame_rate_of,
     open_input,
-    read_png,
+    read_image,
     reason,
     to_rgb,
     video_stream,
 )
-from satecco.video.picture import Picture, format_bits, picture_of
+from satecco.video.picture import Colour, Picture, format_bits, picture_of
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What :func:`probe` learns about a video file or PNG frame folder without decoding it all."""
+    """What :func:`probe` learns about a video file or frame folder without decoding it all."""
 
     path: str
     width: int
@@ -45,7 +45,7 @@ class VideoInfo:
 
 
 def probe(path) -> VideoInfo:
-    """Size, frame count, exact frame rate, audio and codec of a video file or PNG frame folder.
+    """Size, frame count, exact frame rate, audio and codec of a video file or frame folder.
 
     Decodes the first frame, so a file that opens but holds no decodable frame is rejected here.
     Raises :class:`VideoError` for a missing path, a file that is not a video, a video without a video
@@ -54,9 +54,11 @@ def probe(path) -> VideoInfo:
     path = Path(path)
     if path.is_dir():
         files = frame_files(path)
-        first = decode_png(files[0])
-        return VideoInfo(str(path), first.width, first.height, len(files), FOLDER_FRAME_RATE, False, "png",
-                         Picture(pix_fmt=first.format.name, bits=format_bits(first.format.name)))
+        first = decode_image(files[0])
+        return VideoInfo(str(path), first.width, first.height, len(files), FOLDER_FRAME_RATE, False,
+                         files[0].suffix.lower().lstrip("."),
+                         Picture(pix_fmt=first.format.name, bits=min(format_bits(first.format.name), 16),
+                                 colour=Colour.of(first)))
     with open_input(path) as container:
         stream = video_stream(container, path)
         try:
@@ -79,12 +81,12 @@ def probe(path) -> VideoInfo:
 
 
 def count_frames(path, info: VideoInfo | None = None) -> int:
-    """The number of frames of a video file or PNG frame folder, without decoding the pictures (but the
+    """The number of frames of a video file or frame folder, without decoding the pictures (but the
     first, which :func:`probe` decodes to check the file).
 
     The count the container states (mp4 and mov count their samples; see :attr:`VideoInfo.num_frames`)
     where it states one, else the number of video packets, demuxed but not decoded (one per frame for
-    the codecs this package writes), and the number of ``.png`` files for a folder. Raises
+    the codecs this package writes), and the number of frame files for a folder. Raises
     :class:`VideoError` where :func:`probe` does, and on a demux error. ``info``: :func:`probe`'s answer
     for ``path`` when the caller has it already (the first frame is then not decoded again).
     """
@@ -105,7 +107,7 @@ def count_frames(path, info: VideoInfo | None = None) -> int:
 
 def read_frames(path, start: int = 0, stop: int | None = None, bits: int = 8,
                 deinterlace: bool = False) -> Iterator[np.ndarray]:
-    """Yield the frames of a video file or PNG frame folder one at a time, each ``(H, W, 3)`` RGB:
+    """Yield the frames of a video file or frame folder one at a time, each ``(H, W, 3)`` RGB:
     ``uint8`` for ``bits`` 8, else ``uint16`` (16 bits, FFmpeg's ``rgb48``; see :mod:`satecco.video.picture`).
     ``deinterlace``: each frame goes through FFmpeg's ``bwdif`` (one frame out per frame in), which
     reads its two neighbours; a range read decodes one frame more on each side, so that it gives the
@@ -209,9 +211,9 @@ def _read_folder(folder: Path, start: int, stop: int | None, bits: int) -> Itera
     files = frame_files(folder)
     if 0 < len(files) <= start:
         raise VideoError(folder, f"cannot start at frame {start}: the folder holds {len(files)} frames")
-    first = read_png(files[0]).shape if start > 0 else None  # every frame must match frame 0
+    first = read_image(files[0]).shape if start > 0 else None  # every frame must match frame 0
     for file in files[start:stop]:
-        frame = read_png(file, bits)
+        frame = read_image(file, bits)
         if first is None:
             first = frame.shape
         elif frame.shape != first:

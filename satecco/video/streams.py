@@ -5,10 +5,11 @@ variable).
 
 :func:`plan_streams` decides, before any work, what becomes of each stream in the output's container:
 copied packet for packet where the container holds its codec; transcoded where it cannot but a
-lossless or faithful form exists (PCM, FLAC and other audio into ``.mp4`` -> ALAC, lossless; text
-subtitles into ``.mp4`` -> ``mov_text``); dropped with a note for what no container of ours can hold
+lossless or faithful form exists (PCM, FLAC and other audio into ``.mp4`` or ``.mov`` -> ALAC,
+lossless; text subtitles -> ``mov_text``); dropped with a note for what no container of ours can hold
 (data streams, attachments into ``.mp4``); refused (:class:`ValueError`) for a subtitle or audio stream
-that would be lost. A PNG frame folder holds pictures only: every stream is dropped with a note.
+that would be lost (anything but Opus, Vorbis and WebVTT in a ``.webm``). A frame folder holds
+pictures only: every stream is dropped with a note.
 :class:`Carried` then does it while the parts are joined.
 """
 
@@ -22,9 +23,13 @@ from fractions import Fraction
 
 import av
 
+from satecco.video.codecs import get_codec
+
 #: Audio codecs an ``.mp4`` takes as they are (the others are transcoded to ALAC, which is lossless).
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus"})
-#: Text subtitle codecs turned into ``mov_text`` for an ``.mp4``.
+#: Audio and subtitle codecs a ``.webm`` takes (the others would be lost: such an input is refused).
+WEBM_CODECS = frozenset({"opus", "vorbis", "webvtt"})
+#: Text subtitle codecs turned into ``mov_text`` for an ``.mp4`` or ``.mov``.
 TEXT_SUBTITLES = frozenset({"subrip", "srt", "text", "webvtt", "mov_text", "ass", "ssa"})
 #: ALAC's channel layouts by channel count (it takes no other).
 ALAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1(back)", 8: "7.1(wide)"}
@@ -51,16 +56,11 @@ class StreamPlan:
         return f"{self.kind} #{self.index} {self.codec} ({self.language}): {what}" + (f": {self.why}" if self.why else "")
 
 
-def container_format(codec: str) -> str | None:
-    """The container an output of ``codec`` goes in (None: a PNG frame folder)."""
-    return {"h264": "mp4", "ffv1": "matroska"}.get(codec)
-
-
 def plan_streams(container, codec: str) -> list[StreamPlan]:
     """What becomes of each non-video stream of the open source ``container`` in an output of ``codec``
     (every stream but the first video one). Raises :class:`ValueError` for one that would be lost."""
-    fmt = container_format(codec)
-    probe = av.open(io.BytesIO(), "w", format=fmt) if fmt else None
+    fmt = get_codec(codec).container
+    probe = av.open(io.BytesIO(), "w", format=fmt) if fmt == "matroska" else None
     video = container.streams.video[0].index if container.streams.video else None
     plans = []
     for stream in container.streams:
@@ -77,25 +77,31 @@ def _decide(plan: StreamPlan, stream, fmt: str | None, probe) -> StreamPlan:
         return StreamPlan(plan.index, plan.kind, plan.codec, plan.language, action, why)
 
     if fmt is None:
-        return with_action("drop", "a png frame folder holds pictures only")
+        return with_action("drop", "a frame folder holds pictures only")
     if plan.kind == "video":
         return with_action("drop", "only the first video stream is upscaled")
     if plan.kind == "data":
         return with_action("drop", "data streams are not copied (chapters and timecodes are kept as such)")
-    if fmt == "mp4":
+    suffix = {"matroska": ".mkv"}.get(fmt, f".{fmt}")
+    lost = f"cannot go into {suffix}; use --codec ffv1 (.mkv keeps it as it is)"
+    if fmt in ("mp4", "mov"):
         if plan.kind == "audio":
             if plan.codec in MP4_AUDIO:
                 return plan
             if stream.codec_context.channels not in ALAC_LAYOUTS:
-                raise ValueError(f"audio #{plan.index} ({plan.codec}, {stream.codec_context.channels} channels) "
-                                 f"cannot go into .mp4; use --codec ffv1 (.mkv keeps it as it is)")
-            return with_action("alac", f".mp4 cannot hold {plan.codec}")
+                raise ValueError(f"audio #{plan.index} ({plan.codec}, {stream.codec_context.channels} channels) {lost}")
+            return with_action("alac", f"{suffix} cannot hold {plan.codec}")
         if plan.kind == "subtitle":
             if plan.codec in TEXT_SUBTITLES:
-                return plan if plan.codec == "mov_text" else with_action("mov_text", f".mp4 cannot hold {plan.codec}")
-            raise ValueError(f"subtitle #{plan.index} ({plan.codec}) cannot go into .mp4; use --codec ffv1 "
-                             f"(.mkv keeps it as it is)")
-        return with_action("drop", f".mp4 cannot hold {plan.kind} streams")
+                return plan if plan.codec == "mov_text" else with_action("mov_text", f"{suffix} cannot hold {plan.codec}")
+            raise ValueError(f"subtitle #{plan.index} ({plan.codec}) {lost}")
+        return with_action("drop", f"{suffix} cannot hold {plan.kind} streams")
+    if fmt == "webm":
+        if plan.kind in ("audio", "subtitle"):
+            if plan.codec in WEBM_CODECS:
+                return plan
+            raise ValueError(f"{plan.kind} #{plan.index} ({plan.codec}) {lost}")
+        return with_action("drop", f".webm cannot hold {plan.kind} streams")
     try:
         probe.add_stream_from_template(stream)
     except (ValueError, av.FFmpegError) as error:
@@ -150,13 +156,16 @@ class Timing:
 
 class Carried:
     """The source's streams, metadata and chapters, added to the output container ``out`` as
-    :func:`plan_streams` decided; :meth:`mux_until` interleaves their packets with the video by time."""
+    :func:`plan_streams` decided; :meth:`mux_until` interleaves their packets with the video by time.
+    ``span``: ``(start, end)`` in source seconds, for an excerpt: only the packets that start in it are
+    kept, moved ``start`` earlier, and the chapters are cut to it."""
 
-    def __init__(self, source, out, plans: list[StreamPlan]):
-        self._out = out
+    def __init__(self, source, out, plans: list[StreamPlan], span: tuple[Fraction, Fraction] | None = None):
+        self._out, self._span = out, span
         out.metadata.update(kept_metadata(source.metadata))
-        if source.chapters():
-            out.set_chapters(source.chapters())
+        chapters = source.chapters() if span is None else excerpt_chapters(source.chapters(), *span)
+        if chapters:
+            out.set_chapters(chapters)
         self._outputs, self._resamplers, self._to_mov_text = {}, {}, set()
         for plan in plans:
             if plan.action != "drop":
@@ -192,11 +201,32 @@ class Carried:
                     return
             packet = self._pending
             when = packet.pts if packet.pts is not None else packet.dts
+            if when is not None and self._span is not None:
+                if when * packet.time_base >= self._span[1]:  # the excerpt's end: nothing more is carried
+                    self._packets = None
+                    self._flush()
+                    return
+                if (when + (packet.duration or 0)) * packet.time_base <= self._span[0]:  # over before it starts
+                    self._pending = None
+                    continue
+                when = max(0, when - round(self._span[0] / packet.time_base))
             if when is not None and seconds is not None and when * packet.time_base >= seconds:
                 return
             self._pending = None
             if when is not None:
-                self._mux(packet)
+                self._mux(self._shifted(packet))
+
+    def _shifted(self, packet):
+        """``packet`` moved to the excerpt's time (as it is, without a span). Packets are kept whole, as
+        FFmpeg's stream copy keeps them: one that began before the excerpt starts at 0, shortened."""
+        if self._span is not None:
+            offset = round(self._span[0] / packet.time_base)
+            early = max(0, offset - (packet.pts if packet.pts is not None else packet.dts))
+            packet.pts = None if packet.pts is None else packet.pts - offset + early
+            packet.dts = None if packet.dts is None else max(0, packet.dts - offset + early)
+            if early and packet.duration:
+                packet.duration = max(1, packet.duration - early)
+        return packet
 
     def _mux(self, packet) -> None:
         index = packet.stream.index
@@ -216,6 +246,18 @@ class Carried:
             for resampled in self._resamplers[index].resample(None):
                 self._out.mux(self._outputs[index].encode(resampled))
             self._out.mux(self._outputs[index].encode(None))
+
+
+def excerpt_chapters(chapters: list[dict], start: Fraction, end: Fraction) -> list[dict]:
+    """The ``chapters`` (PyAV's dicts) that overlap ``[start, end)`` seconds, cut to it and moved
+    ``start`` earlier."""
+    kept = []
+    for chapter in chapters:
+        base = chapter["time_base"]
+        first, last = max(chapter["start"] * base, start), min(chapter["end"] * base, end)
+        if last > first:
+            kept.append({**chapter, "start": round((first - start) / base), "end": round((last - start) / base)})
+    return kept
 
 
 def mov_text_packet(packet) -> av.Packet:

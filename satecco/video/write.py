@@ -5,6 +5,7 @@ are joined (:mod:`satecco.video.concat`, :mod:`satecco.video.streams`)."""
 from __future__ import annotations
 
 import contextlib
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,23 +14,24 @@ import numpy as np
 
 from satecco.errors import VideoError
 from satecco.storage import atomic_output
+from satecco.video.codecs import DEFAULT_ENCODER, EncoderSettings, get_codec
 from satecco.video.formats import check_target, reason
-from satecco.video.picture import CODEC_BITS, UNTAGGED, Colour, rgb_format, yuv_tags
+from satecco.video.picture import UNTAGGED, Colour, Encoding, format_bits, rgb_format, yuv_tags
 
 
 class VideoWriter:
     """Encode ``(H, W, 3)`` RGB frames to ``path``; a context manager.
 
-    Codecs: ``"h264"`` (``.mp4``, libx264 at ``crf``, yuv420p, or yuv444p when width or height is odd
-    since 4:2:0 needs even sizes; yuv444p plays in ffmpeg-based players but not in most browsers),
-    ``"ffv1"`` (``.mkv``, lossless bgr0, bit-exact RGB round trip; version 3 with slice CRCs, the archival
-    setting, though FFmpeg's decoder only logs a CRC mismatch) and ``"png"`` (a folder of ``000000.png``, ``000001.png``, ...).
+    ``codec``: a name of :data:`~satecco.video.codecs.CODEC_TABLE`, with ``encoder``'s settings (rate
+    control, preset, pixel format, options); where a side is odd, a 4:4:4 format (see
+    :meth:`~satecco.video.codecs.Codec.pix_fmt`). ffv1 is lossless bgr0 or gbrp (bit-exact RGB round trip; version 3 with slice CRCs,
+    the archival setting); frame codecs write a folder of ``000000<suffix>``, ``000001<suffix>``, ...
 
-    ``bits``: 8 takes uint8 frames; more takes uint16 frames (all 16 bits used) and writes h264 at 10
-    bits (``yuv420p10le``, High 10), ffv1 as ``gbrp<bits>le`` and png at 16 bits. ``colour``: the
-    source's tags (:class:`~satecco.video.picture.Colour`); h264 converts RGB to YUV with the source's
-    matrix and range and writes its tags (BT.709 limited range for untagged sources); ffv1 and png keep
-    RGB and the primaries and transfer tags.
+    ``bits``: 8 takes uint8 frames; more takes uint16 frames (all 16 bits used), stored at the codec's
+    depth for them (:meth:`~satecco.video.codecs.Codec.pix_fmt`: h264 at 10 bits, ffv1 at ``bits``, png
+    at 16). ``colour``: the source's tags (:class:`~satecco.video.picture.Colour`); YUV codecs convert
+    RGB with the source's matrix and range and write its tags (BT.709 limited range for untagged
+    sources; JPEG at full range); RGB codecs keep RGB and the primaries and transfer tags.
 
     Frame ``i`` gets ``pts = i`` in time base ``1 / frame_rate``, so the output has exactly the frame rate
     and frame count it was given.
@@ -43,63 +45,72 @@ class VideoWriter:
     deletes it.
     """
 
-    def __init__(self, path, width: int, height: int, frame_rate: Fraction, codec: str = "h264",
-                 crf: int = 18, bits: int = 8, colour: Colour = UNTAGGED, scale_from: tuple[int, int] | None = None):
+    def __init__(self, path, width: int, height: int, frame_rate: Fraction, codec: str = "h264", bits: int = 8,
+                 colour: Colour = UNTAGGED, scale_from: tuple[int, int] | None = None,
+                 encoder: EncoderSettings = DEFAULT_ENCODER):
         self.path = Path(path)
-        container_format, pix_fmt = check_target(self.path, codec)
-        if not 8 <= bits <= CODEC_BITS.get(codec, 16):
-            raise ValueError(f"codec {codec!r} writes 8 to {CODEC_BITS.get(codec, 16)} bits; got bits={bits!r}")
+        self.codec = get_codec(codec)
+        check_target(self.path, codec)
+        encoder.check(self.codec)
+        most = format_bits(encoder.pix_fmt) if encoder.pix_fmt else self.codec.most_bits
+        if not 8 <= bits <= max(most, 8):
+            raise ValueError(f"codec {codec!r} writes 8 to {most} bits; got bits={bits!r}")
         if isinstance(frame_rate, (float, bool)):
             raise ValueError(f"frame_rate must be exact (a Fraction or int, e.g. Fraction(30000, 1001)); "
                              f"got {frame_rate!r}")
         if not (int(width) > 0 and int(height) > 0):
             raise ValueError(f"width and height must be positive; got {width}x{height}")
-        if not 0 <= crf <= 51:
-            raise ValueError(f"crf must be in [0, 51]; got {crf!r}")
         self.frame_rate = Fraction(frame_rate)
         if self.frame_rate <= 0:
             raise ValueError(f"frame_rate must be positive; got {frame_rate!r}")
-        self.width, self.height, self.codec, self.bits = int(width), int(height), codec, bits
+        self.width, self.height, self.bits, self.colour = int(width), int(height), bits, Colour(*colour)
+        pix_fmt = encoder.pix_fmt or self.codec.pix_fmt(bits, self.width, self.height)
         #: (height, width) of the frames write() takes
         self.frame_shape = (int(scale_from[1]), int(scale_from[0])) if scale_from else (self.height, self.width)
         self.dtype = np.uint8 if bits <= 8 else np.uint16
         self.frames_written = 0
         self._closed = False
         self._out = None
-        self._yuv = None  # h264: the matrix and range names RGB is converted with
+        self._yuv = None  # YUV codecs: the matrix and range names RGB is converted with
         self._atomic = contextlib.ExitStack()  # closing it moves the partial output to ``path``
         self._tmp = self._atomic.enter_context(atomic_output(self.path))
         try:
-            if codec == "png":
-                self._tmp.mkdir()
-                self._encoder = av.CodecContext.create("png", "w")
-                self._encoder.time_base = 1 / self.frame_rate
-                pix_fmt = "rgb24" if bits <= 8 else "rgb48be"
-                cc = self._encoder
-            else:
-                options = {"movflags": "+faststart"} if codec == "h264" else {}
-                self._out = av.open(str(self._tmp), "w", format=container_format, options=options)
-                if codec == "h264":
-                    pix_fmt = ("yuv444p" if self.width % 2 or self.height % 2 else "yuv420p") + \
-                        ("10le" if bits > 8 else "")
-                    self._encoder = self._out.add_stream("libx264", rate=self.frame_rate, options={"crf": str(crf)})
-                else:
-                    pix_fmt = "bgr0" if bits <= 8 else f"gbrp{bits}le"
-                    self._encoder = self._out.add_stream("ffv1", rate=self.frame_rate,
-                                                         options={"level": "3", "slicecrc": "1"})
-                self._encoder.time_base = 1 / self.frame_rate
-                self._encoder.codec_context.time_base = 1 / self.frame_rate
-                cc = self._encoder.codec_context
-            self._encoder.width, self._encoder.height, self._encoder.pix_fmt = self.width, self.height, pix_fmt
-            self._tag(cc, Colour(*colour))
+            self._open(pix_fmt, encoder.encoder_options(self.codec))
         except BaseException:
             self.abort()
             raise
 
+    @classmethod
+    def for_encoding(cls, path, frame_rate: Fraction, encoding: Encoding, given: tuple[int, int]) -> VideoWriter:
+        """A writer of ``encoding`` for frames of ``given`` ``(width, height)`` (scaled to ``encoding.size``)."""
+        return cls(path, *(encoding.size or given), frame_rate, codec=encoding.codec, bits=encoding.bits,
+                   colour=encoding.colour, scale_from=given, encoder=encoding.encoder)
+
+    def _open(self, pix_fmt: str, options: dict[str, str]) -> None:
+        """Open the encoder (and, for a video file, the container at the partial path)."""
+        if self.codec.frames:
+            self._tmp.mkdir()
+            self._encoder = av.CodecContext.create(self.codec.encoder, "w")
+            self._encoder.options = options
+            cc = self._encoder
+        else:
+            if self.codec.encoder == "libsvtav1":
+                os.environ.setdefault("SVT_LOG", "1")  # errors only: SVT-AV1 prints its setup to stderr
+            self._out = av.open(str(self._tmp), "w", format=self.codec.container,
+                                options={"movflags": "+faststart"} if self.codec.container in ("mp4", "mov") else {})
+            self._encoder = self._out.add_stream(self.codec.encoder, rate=self.frame_rate, options=options)
+            if self.codec.tag:
+                self._encoder.codec_tag = self.codec.tag
+            cc = self._encoder.codec_context
+            cc.time_base = 1 / self.frame_rate
+        self._encoder.time_base = 1 / self.frame_rate
+        self._encoder.width, self._encoder.height, self._encoder.pix_fmt = self.width, self.height, pix_fmt
+        self._tag(cc, self.colour)
+
     def _tag(self, cc, colour: Colour) -> None:
-        """Write the colour tags (and, for h264, choose the RGB -> YUV conversion) from ``colour``."""
-        if self.codec == "h264":
-            matrix, full, tags = yuv_tags(colour)
+        """Write the colour tags (and, for a YUV codec, choose the RGB -> YUV conversion) from ``colour``."""
+        if not self.codec.rgb:
+            matrix, full, tags = yuv_tags(colour, full_range=self.codec.full_range)
             self._yuv = (matrix, full)
             cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = tags
         else:  # RGB stays RGB: only what the numbers mean is tagged
@@ -128,9 +139,9 @@ class VideoWriter:
         video_frame.pts = self.frames_written
         video_frame.time_base = 1 / self.frame_rate
         try:
-            if self.codec == "png":
+            if self.codec.frames:
                 for packet in self._encoder.encode(video_frame):
-                    (self._tmp / f"{self.frames_written:06d}.png").write_bytes(bytes(packet))
+                    (self._tmp / f"{self.frames_written:06d}{self.codec.suffix}").write_bytes(bytes(packet))
             else:
                 self._out.mux(self._encoder.encode(video_frame))
         except av.FFmpegError as e:

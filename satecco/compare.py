@@ -1,0 +1,62 @@
+"""``upscale --compare``: beside each output, a side-by-side video of the bicubic upscale of its input
+(MATLAB-style, as ``--method bicubic``) and the output, each half labelled, to judge a run at a glance.
+
+It is written by the driver after the outputs, from the files themselves, so both engines give the
+same comparison; with ``--frames`` or ``--preview`` it covers the same frames as the output.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from satecco import storage
+from satecco.metrics.imresize import imresize
+from satecco.video.read import read_frames
+from satecco.video.write import VideoWriter
+
+#: Label strip height, in pixels of the comparison (even, for 4:2:0).
+LABEL_HEIGHT = 20
+COMPARE_SUFFIX = "-compare.mp4"
+
+
+def comparison_path(output: str) -> str:
+    """Where the comparison of ``output`` goes: beside it, ``<output name>-compare.mp4``."""
+    folder, slash, name = str(output).rstrip("/").rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return f"{folder}{slash}{stem}{COMPARE_SUFFIX}"
+
+
+def labelled(frame: np.ndarray, text: str) -> np.ndarray:
+    """``frame (H, W, 3)`` uint8 under a black strip of :data:`LABEL_HEIGHT` rows bearing ``text``."""
+    strip = Image.new("RGB", (frame.shape[1], LABEL_HEIGHT))
+    ImageDraw.Draw(strip).text((4, 3), text, fill=(255, 255, 255), font=ImageFont.load_default(size=12))
+    return np.concatenate([np.asarray(strip), frame])
+
+
+def write_comparison(source: str, output: str, first: int, frame_rate: Fraction, method: str) -> str:
+    """Write the comparison of ``output`` (local or URI) with its input ``source``, whose frame ``first``
+    is the output's first; returns its path. Frames are 8-bit, as players show them."""
+    target = comparison_path(output)
+    local_output = storage.local_copy(output)
+    with storage.atomic_output(target) as local_target:
+        writer = None
+        try:
+            lows = read_frames(storage.local_copy(source), start=first)
+            for low, high in zip(lows, read_frames(local_output), strict=False):
+                bicubic = imresize(low, output_shape=high.shape[:2])
+                pair = np.concatenate([labelled(bicubic, "bicubic"), labelled(high, method)], axis=1)
+                if writer is None:
+                    writer = VideoWriter(Path(local_target), pair.shape[1], pair.shape[0], frame_rate)
+                writer.write(pair)
+            if writer is None:
+                raise ValueError(f"{output}: no frames to compare")
+            writer.close()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+    return target
