@@ -12,13 +12,15 @@ and finished parts alike. Every run writes ``OUTDIR/satecco-report.jsonl``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from satecco.cluster import init_ray
+from satecco.cluster import init_ray, without_false_alarms
 from satecco.fingerprint import fingerprint
 from satecco.inputs import Input, RunReport, VideoResult, VideoSettings, outdir_failures
 from satecco.pipelines.config import PipelineConfig, default_pipeline_config
@@ -173,7 +175,8 @@ def _run_pipeline(rows: list[dict], plans: dict[str, VideoPlan], results: list[V
     # Each row finishes its own frames; a video's shared frames are finished by its join.
     total = sum(r["emit_stop"] - r["emit_start"] for r in rows) + sum(sum(p.join.seams) for p in plans.values())
     run = RunProgress(plans, results, report, inputs, total, join_task, progress)
-    with run.bar:
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)  # satecco -v: Ray's console as it is
+    with run.bar, contextlib.nullcontext() if verbose else without_false_alarms():
         try:
             for row in upscale_dataset(rows, spec, settings, config).iter_rows():
                 run.row_done(row)

@@ -5,9 +5,14 @@ Ray is imported inside :func:`init_ray`, so importing this module stays light.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 #: Set by Ray's job supervisor for a job's entry point: the job's runtime environment, as JSON.
@@ -42,12 +47,12 @@ def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bo
         _quiet_console()
     if address:
         ray.init(address=address, log_to_driver=log_to_driver)
-        return None
-    # One logical CPU above the cores leaves room for the light decode and write tasks beside stage
-    # actors that claim every core for torch's threads.
-    context = ray.init(num_cpus=num_cpus or (os.cpu_count() or 1) + 1, include_dashboard=dashboard,
-                       dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1", log_to_driver=log_to_driver)
-    return f"http://{context.dashboard_url}" if dashboard and context.dashboard_url else None
+    else:
+        # One logical CPU above the cores leaves room for the light decode and write tasks beside stage
+        # actors that claim every core for torch's threads.
+        context = ray.init(num_cpus=num_cpus or (os.cpu_count() or 1) + 1, include_dashboard=dashboard,
+                           dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1", log_to_driver=log_to_driver)
+    return f"http://{context.dashboard_url}" if not address and dashboard and context.dashboard_url else None
 
 
 def _quiet_console() -> None:
@@ -62,6 +67,46 @@ def _quiet_console() -> None:
         for handler in logging.getLogger(name).handlers:  # the console's; Ray Data's file handler is not one
             if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                 handler.setLevel(level)
+
+
+#: Ray's core worker logs this at error level for every Ray Data actor pool: Ray Data passes its
+#: actors' constructor arguments through the object store and restarts them (ray#53727). The pools
+#: restart fine (tests/test_ray_pipeline.py kills a stage actor); the line only alarms.
+FALSE_ALARM = re.compile(rb"\[[^]\n]* E [^]\n]*\] core_worker\.cc:\d+: [^\n]*has constructor arguments in the "
+                         rb"object store[^\n]*\n?")
+
+
+@contextlib.contextmanager
+def without_false_alarms() -> Iterator[None]:
+    """While the block runs, this process's stderr passes through a pipe that drops :data:`FALSE_ALARM`
+    lines, which Ray's C++ core worker writes to file descriptor 2, out of reach of Python's logging.
+    Written by hand: no Ray setting lowers that one line's level without hiding Ray's real errors too.
+    Every other byte passes as it comes (progress bars included), and the pipe is drained before the
+    block ends, so what follows prints after it. Start Ray before: its processes must not inherit it."""
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    console = os.dup(2)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        # One log line is one write() of less than PIPE_BUF bytes: it arrives whole within one read.
+        while chunk := os.read(read_end, 65536):
+            try:
+                os.write(console, FALSE_ALARM.sub(b"", chunk))
+            except OSError:
+                pass  # the console is gone: keep draining, so that no writer ever blocks on the pipe
+        os.close(read_end)
+
+    thread = threading.Thread(target=pump, name="satecco-stderr", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(console, 2)  # closes the pipe's last write end: the pump reads to its end and stops
+        os.close(console)
+        thread.join(timeout=10)
 
 
 def job_working_copy() -> Path | None:
