@@ -71,14 +71,14 @@ def test_upscale_runs_as_a_ray_job(head, tmp_path):
     assert frames.shape == (8, 128, 192, 3)
 
 
-def test_training_entry_point_runs_as_a_ray_job(head, tmp_path):
+def test_training_entry_point_runs_as_a_ray_job(head, tmp_path, mlflow_server):
     clip = plain_pyav_mp4(tmp_path / "clip.mp4", n=8, height=32, width=48)
     config = tmp_path / "tiny.yaml"
     config.write_text("frames: 6\ncrop: 32\nbatch_size: 1\ncheckpoint_every: 2\nvalidate_every: 2\n")
     output = tmp_path / "upscaler.safetensors"
     done = _submit(head, sys.executable, "jobs/train_upscaler.py", "--address", "auto", "--config", str(config),
                    "--data", str(clip), "--max-steps", "2", "--output", str(output), "--storage-path",
-                   str(tmp_path / "ray"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
+                   str(tmp_path / "ray"), "--tracking-uri", mlflow_server)
     assert done.returncode == 0 and "upscaler done at step 2" in done.stdout, done.stdout[-3000:]
     from satecco.checkpoints import read_weight_configs
 
