@@ -9,8 +9,9 @@ from satecco.errors import VideoError
 from satecco.training.config import TrainConfig
 from satecco.training.data import Clip, ClipCache, find_clips, make_sample, window_starts
 
-#: Rows per pass over the training data, at least (see training_dataset).
+#: Rows per pass over the training data, at least, and rows per block (see training_dataset).
 MIN_ROWS_PER_PASS = 4096
+ROWS_PER_BLOCK = 64
 
 #: Decoded video files, kept by each Ray worker process across the map tasks it runs (Ray reuses a
 #: task's process). An actor pool would keep them too, but on a small machine its actors wait forever
@@ -54,5 +55,10 @@ def training_dataset(config: TrainConfig, clips: list[Clip]):
     # Each pass over the dataset starts a Ray Data execution (seconds on a small machine): a small data
     # set is listed several times per pass, so that a pass feeds hundreds of steps rather than a few.
     items = items * max(1, -(-MIN_ROWS_PER_PASS // len(items)))
-    # Shuffling the small (clip, start) rows is cheap; the frames are read after it, in the map.
-    return ray.data.from_items(items).random_shuffle().map(LoadSample(clips, config), num_cpus=0.25)
+    # Shuffled here once and in blocks of ROWS_PER_BLOCK rows whose order changes on every pass (Ray
+    # Data's cheap shuffle): random_shuffle's all-to-all over Ray Data's default 200 blocks costs
+    # hundreds of tasks per pass, seconds of a small machine. Every sample draws its own crop anyway.
+    items = [items[i] for i in np.random.default_rng().permutation(len(items))]
+    blocks = max(1, len(items) // ROWS_PER_BLOCK)
+    return (ray.data.from_items(items, override_num_blocks=blocks).randomize_block_order()
+            .map(LoadSample(clips, config), num_cpus=0.25))

@@ -10,8 +10,9 @@
 - ``upscaler``: SATeCo's stage-1 video upscaler alone, ``X_u`` (paper Fig. 2 without the diffusion
   branch and the refiner), on the same windows and tiles as SATeCo.
 
-All expose what the engines use from :class:`~satecco.pipeline.SATeCoPipeline`: ``scale``,
-``run_window(frames, first_frame, seed, parts, carried)`` and ``upscale_window(frames, first_frame, seed)``.
+All expose what the engines use from :class:`~satecco.pipeline.SATeCoPipeline`: ``scale``, ``batch``,
+``run_window(frames, first_frame, seed, parts, carried)``, ``run_windows(windows, starts, seed, parts,
+carried)`` and ``upscale_window(frames, first_frame, seed)``.
 Each output frame of ``bicubic`` and ``framewise`` depends on its own input frame only, so their windows
 need no overlap (:data:`~satecco.presets.FRAME_BY_FRAME`); the upscaler's TMSA sees the whole window.
 """
@@ -26,7 +27,20 @@ from satecco.pipeline import SATeCoPipeline
 from satecco.segments import PARTS
 
 
-class BicubicUpscaler:
+class WindowByWindow:
+    """``run_windows`` one window after another, for the baselines (``framewise`` batches inside a window)."""
+
+    batch = 1
+
+    def run_windows(self, windows: np.ndarray, starts, seed: int, parts: tuple[str, ...] = PARTS,
+                    carried: dict[str, np.ndarray] | None = None) -> list[dict[str, np.ndarray]]:
+        """``run_window`` on each of ``windows`` ``(W, T, h, w, 3)``; ``carried`` ``(W, ...)`` per key."""
+        carried = carried or {}
+        return [self.run_window(frames, int(start), seed, parts, {key: value[i] for key, value in carried.items()})
+                for i, (frames, start) in enumerate(zip(windows, starts, strict=True))]
+
+
+class BicubicUpscaler(WindowByWindow):
     """MATLAB-style bicubic ×``scale``; no model, no randomness (``seed`` is ignored).
 
     In a Ray graph split into several actor pools, the parts before ``decode`` hand on an empty
@@ -53,7 +67,7 @@ class BicubicUpscaler:
         return self.run_window(frames, first_frame, seed)["frames"]
 
 
-class FramewisePipeline:
+class FramewisePipeline(WindowByWindow):
     """SATeCo without temporal alignment: ``pipeline`` run on one frame at a time with TFA off.
 
     Frame ``i`` keeps its absolute index (and so its noise), so its output is exactly what a
@@ -68,13 +82,12 @@ class FramewisePipeline:
                    carried: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """As :meth:`SATeCoPipeline.run_window`: ``frames`` ``(T, h, w, 3)`` uint8, ``carried`` and the
         latent outputs ``(P, T, c, h', w')`` per key, ``frames`` output ``(T, sh, sw, 3)`` float32."""
-        carried = carried or {}
+        # each frame a window of its own: (T, P, 1, c, h', w') per key; the pipeline batches them
+        carried = {key: value.swapaxes(0, 1)[:, :, None] for key, value in (carried or {}).items()}
         model = self.pipeline.model
-        outputs = []
         with model.unet_adapters.without_tfa(), model.vae_adapters.without_tfa():
-            for i in range(len(frames)):
-                own = {key: value[:, i:i + 1] for key, value in carried.items()}
-                outputs.append(self.pipeline.run_window(frames[i:i + 1], first_frame + i, seed, parts, own))
+            outputs = self.pipeline.run_windows(frames[:, None], range(first_frame, first_frame + len(frames)), seed,
+                                                parts, carried)
         key = next(iter(outputs[0]))
         return {key: np.concatenate([out[key] for out in outputs], axis=0 if key == "frames" else 1)}
 
@@ -83,7 +96,7 @@ class FramewisePipeline:
         return self.run_window(frames, first_frame, seed)["frames"]
 
 
-class UpscalerPipeline:
+class UpscalerPipeline(WindowByWindow):
     """``X_u`` alone: the video upscaler of ``pipeline``'s model on the window, tile by tile (the tiles
     blended as SATeCo's are). Deterministic (``seed`` is ignored); all its work is in ``decode``."""
 

@@ -25,7 +25,7 @@ from satecco.video.concat import concat_segments
 from satecco.video.formats import output_suffix
 from satecco.video.read import probe, read_frames
 from satecco.video.write import VideoWriter
-from satecco.windows import TemporalBlender, iter_windows, quantize
+from satecco.windows import TemporalBlender, batched, iter_windows, quantize
 
 if TYPE_CHECKING:
     from satecco.pipeline import SATeCoPipeline
@@ -70,8 +70,11 @@ def _upscale_file(pipeline: SATeCoPipeline, source: str, target: str | Path, set
 
             frames = read_frames(source, prepared.first, prepared.first + prepared.frames, bits=encoding.bits,
                                  deinterlace=prepared.deinterlace)
-            for start, window in iter_windows(frames, settings.window, settings.window_overlap):
-                emit(blender.add(start, pipeline.upscale_window(window, start, settings.seed)))
+            for group in batched(iter_windows(frames, settings.window, settings.window_overlap), pipeline.batch):
+                starts = [start for start, _ in group]
+                outputs = pipeline.run_windows(np.stack([window for _, window in group]), starts, settings.seed)
+                for start, output in zip(starts, outputs, strict=True):
+                    emit(blender.add(start, output["frames"]))
             emit(blender.finish())
         concat_segments([frames_file], local_target, prepared.frame_rate, encoding.codec, source=source,
                         excerpt=prepared.excerpt)

@@ -20,7 +20,7 @@ from satecco.inputs import VideoSettings
 from satecco.presets import ModelSpec
 
 #: Settings that do not change the pixels of a part (where it goes, whether it replaces an output).
-NOT_PIXELS = ("suffix", "overwrite", "random_weights")
+NOT_PIXELS = ("suffix", "overwrite", "random_weights", "batch")  # batch: the same pixels within float rounding
 
 
 def fingerprint(spec: ModelSpec, settings: VideoSettings) -> str:

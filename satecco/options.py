@@ -194,6 +194,8 @@ class UpscaleOptions(BaseModel):
     seed: int = option(0, "noise seed; the same seed gives the same output")
     tile: PositiveInt | None = option(None, "process frames in LR tiles of PX pixels", metavar="PX")
     tile_overlap: NonNegativeInt = option(16, "LR pixels shared by tiles", metavar="PX")
+    batch: PositiveInt = option(1, "tiles per forward pass, of one window or several (a GPU's throughput; the "
+                                   "output is the same within float rounding)", metavar="N")
     window: PositiveInt = option(6, "frames per temporal window (paper: 6)")
     window_overlap: NonNegativeInt = option(2, "frames shared by neighbouring windows")
     codec: Literal[CODECS] = option(

@@ -112,11 +112,15 @@ class SATeCoPipeline:
         tile: LR tile size in pixels (``None``: whole frames).
         tile_overlap: LR pixels shared by neighbouring tiles.
         color_fix: ``none``, ``wavelet`` or ``adain`` (:mod:`satecco.colorfix`), on every whole output frame.
+        batch: tiles (of one window or of several, :meth:`run_windows`) per forward pass.
     """
 
     def __init__(self, model: SATeCo, diffusion: DiffusionConfig, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32, tile: int | None = None, tile_overlap: int = 16,
-                 color_fix: str = "none"):
+                 color_fix: str = "none", batch: int = 1):
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1; got {batch}")
+        self.batch = batch
         self.model = model.to(device=device, dtype=dtype).eval()
         self.color_fix = color_fix
         self.diffusion = diffusion
@@ -140,15 +144,16 @@ class SATeCoPipeline:
         return encode_steps(self.model, lr.to(self.device, self.dtype))
 
     @torch.inference_mode()
-    def denoise(self, latents: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """:func:`denoise_steps` on one window: ``Z`` and ``noise`` ``(T, c, h, w)`` -> ``Z_0`` ``(T, c, h, w)``."""
+    def denoise(self, latents: torch.Tensor, noise: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+        """:func:`denoise_steps` on windows of ``frames`` frames (default: one window): ``Z`` and ``noise``
+        ``(B·T, c, h, w)`` -> ``Z_0`` ``(B·T, c, h, w)``."""
         return denoise_steps(self.model, self.diffusion, latents.to(self.device, self.dtype),
-                             noise.to(self.device, self.dtype), latents.shape[0])
+                             noise.to(self.device, self.dtype), frames or latents.shape[0])
 
     @torch.inference_mode()
     def decode(self, lr: torch.Tensor, denoised: torch.Tensor, upscaled: torch.Tensor | None = None,
                features: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """Steps 5–6. ``Z_0`` ``(T, c, h, w)`` -> ``X_H`` ``(1, T, 3, sh, sw)`` in [-1, 1].
+        """Steps 5–6. ``Z_0`` ``(B·T, c, h, w)`` of ``lr`` ``(B, T, 3, h, w)`` -> ``X_H`` ``(B, T, 3, sh, sw)`` in [-1, 1].
 
         ``upscaled`` and ``features`` come from :meth:`encode` on the same ``lr``; without them steps
         1–2 are recomputed here.
@@ -206,31 +211,49 @@ class SATeCoPipeline:
         ``denoised`` for ``decode`` (``(P, T, c, h, w)`` float32, one entry per tile). Returns what the
         last part produced: ``latents``, ``denoised``, or ``frames`` ``(T, sh, sw, 3)`` float32 in [0, 255].
         """
-        carried = carried or {}
-        work = self.prepare(frames, first_frame, seed)
-        produced: dict[str, list] = {"latents": [], "denoised": [], "frames": []}
-        for index in range(len(work.boxes)):
-            lr, noise = self.tile_inputs(work, index)
-            upscaled = features = latents = None
-            if "encode" in parts:
-                upscaled, latents, features = self.encode(lr)
-            elif "denoise" in parts:
-                latents = torch.from_numpy(carried["latents"][index])
-            if "denoise" in parts:
-                denoised = self.denoise(latents, noise)
-            elif "decode" in parts:
-                denoised = torch.from_numpy(carried["denoised"][index])
-            else:
-                produced["latents"].append(latents.float().cpu().numpy())
-                continue
-            if "decode" not in parts:
-                produced["denoised"].append(denoised.float().cpu().numpy())
-                continue
-            produced["frames"].append(self.decode(lr, denoised, upscaled, features))
+        carried = {key: value[None] for key, value in (carried or {}).items()}
+        return self.run_windows(frames[None], [first_frame], seed, parts, carried)[0]
+
+    def run_windows(self, windows: np.ndarray, starts, seed: int, parts: tuple[str, ...] = PARTS,
+                    carried: dict[str, np.ndarray] | None = None) -> list[dict[str, np.ndarray]]:
+        """:meth:`run_window` on each of ``windows`` ``(W, T, h, w, 3)`` (first frames ``starts``), with up
+        to :attr:`batch` tiles, of one window or of several, in each forward pass; ``carried``:
+        ``(W, P, T, c, h', w')`` per key. Each window's tiles keep their own noise, so the result is
+        one-at-a-time's within float rounding."""
+        works = [self.prepare(frames, int(start), seed) for frames, start in zip(windows, starts, strict=True)]
+        items = [(w, index) for w, work in enumerate(works) for index in range(len(work.boxes))]
+        produced: list[dict[str, list]] = [{"latents": [], "denoised": [], "frames": []} for _ in works]
+        for first in range(0, len(items), self.batch):
+            chunk = items[first:first + self.batch]
+            inputs = [self.tile_inputs(works[w], index) for w, index in chunk]
+            given = {key: torch.from_numpy(np.concatenate([(carried or {})[key][w][index] for w, index in chunk]))
+                     for key in ("latents", "denoised") if key in (carried or {})}
+            key, output = self._run_tiles(torch.cat([lr for lr, _ in inputs]),
+                                          torch.cat([noise for _, noise in inputs]), parts, given)
+            for (w, _), item in zip(chunk, output.split(1 if key == "frames" else windows.shape[1]), strict=True):
+                produced[w][key].append(item if key == "frames" else item.float().cpu().numpy())
         if "decode" in parts:
-            return {"frames": color_fix_frames(self.merge(work, produced["frames"]), frames, self.color_fix)}
+            return [{"frames": color_fix_frames(self.merge(work, done["frames"]), frames, self.color_fix)}
+                    for work, done, frames in zip(works, produced, windows, strict=True)]
         key = "denoised" if "denoise" in parts else "latents"
-        return {key: np.stack(produced[key])}
+        return [{key: np.stack(done[key])} for done in produced]
+
+    def _run_tiles(self, lr: torch.Tensor, noise: torch.Tensor, parts: tuple[str, ...],
+                   given: dict[str, torch.Tensor]) -> tuple[str, torch.Tensor]:
+        """``parts`` on a batch of tiles: ``lr`` ``(B, T, 3, th, tw)``, ``noise`` and ``given`` latents
+        ``(B·T, c, h, w)``; returns what the last part made: ``latents`` or ``denoised`` ``(B·T, c, h, w)``,
+        or ``frames`` ``X_H`` ``(B, T, 3, sh, sw)``."""
+        upscaled = features = None
+        latents, denoised = given.get("latents"), given.get("denoised")
+        if "encode" in parts:
+            upscaled, latents, features = self.encode(lr)
+        if "denoise" in parts:
+            denoised = self.denoise(latents, noise, lr.shape[1])
+        elif "decode" not in parts:
+            return "latents", latents
+        if "decode" not in parts:
+            return "denoised", denoised
+        return "frames", self.decode(lr, denoised, upscaled, features)
 
     def upscale_window(self, frames: np.ndarray, first_frame: int, seed: int) -> np.ndarray:
         """``(T, h, w, 3)`` uint8 frames numbered from ``first_frame`` -> ``(T, s·h, s·w, 3)`` float32 in [0, 255]."""

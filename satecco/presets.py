@@ -182,6 +182,7 @@ class ModelSpec:
     dtype: str = "auto"
     tile: int | None = None
     tile_overlap: int = 16
+    batch: int = 1  # tiles (of one window or several) per forward pass
     method: str = "satecco"
     random_weights: bool = False  # a benchmark: networks without trained weights keep random ones
     beta_schedule: str | None = None  # given by the user: must agree with the base model's scheduler/

@@ -127,9 +127,10 @@ def run_segment(pipeline: SATeCoPipeline, windows: np.ndarray, starts: np.ndarra
         blend: ``head`` / ``tail`` ``(F, sh, sw, 3)`` float32 weighted sums with ``head_weights`` /
         ``tail_weights`` ``(F,)``, for frames ``starts[0]..emit_start`` and ``emit_stop..starts[-1] + T``.
     """
-    carried = carried or {}
-    outputs = (pipeline.run_window(frames, int(start), seed, parts, {k: v[i] for k, v in carried.items()})
-               for i, (frames, start) in enumerate(zip(windows, starts, strict=True)))
+    outputs = (out for first in range(0, len(windows), pipeline.batch)  # up to `batch` windows at once
+               for out in pipeline.run_windows(windows[first:first + pipeline.batch], starts[first:first + pipeline.batch],
+                                               seed, parts, {k: v[first:first + pipeline.batch]
+                                                             for k, v in (carried or {}).items()}))
     if "decode" not in parts:
         outputs = list(outputs)
         key = next(iter(outputs[0]))

@@ -13,6 +13,18 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """``items`` in lists of up to ``size`` (``itertools.batched`` is Python 3.12's; we support 3.11)."""
+    group = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
 def iter_windows(frames: Iterable[np.ndarray], length: int, overlap: int) -> Iterator[tuple[int, np.ndarray]]:
     """Group a frame stream into windows ``(start, (T, H, W, C))``.
 

@@ -170,10 +170,10 @@ def test_the_run_report_gets_each_line_as_its_input_ends(tmp_path):
     from satecco.inputs import REPORT
 
     class Watching(BicubicUpscaler):
-        def upscale_window(self, frames, first_frame, seed):
+        def run_windows(self, windows, starts, seed, *args):
             report = tmp_path / "out" / REPORT
             seen.append(len(report.read_text().splitlines()))
-            return super().upscale_window(frames, first_frame, seed)
+            return super().run_windows(windows, starts, seed, *args)
 
     seen: list[int] = []
     a = plain_pyav_mp4(tmp_path / "a.mp4", n=4, height=16, width=16)
