@@ -24,8 +24,8 @@ from satecco.diffusion import sampling_timesteps
 from satecco.presets import get_preset
 
 
-def measure(fn, device: torch.device, repeat: int) -> tuple[float, float, object]:
-    """(median seconds, FLOPs, last result) of ``fn()``."""
+def measure(fn, device: torch.device, repeat: int, count_flops: bool = True) -> tuple[float, float, object]:
+    """(median seconds, FLOPs (0 unless ``count_flops``), last result) of ``fn()``."""
     result = fn()  # warm-up
     times = []
     for _ in range(repeat):
@@ -36,6 +36,8 @@ def measure(fn, device: torch.device, repeat: int) -> tuple[float, float, object
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
+    if not count_flops:
+        return statistics.median(times), 0.0, result
     counter = FlopCounterMode(display=False)
     with counter:
         fn()

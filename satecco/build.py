@@ -141,7 +141,8 @@ def build_pipeline(spec: ModelSpec):
     model, diffusion = build_model(get_preset(spec.preset), base_model=spec.base_model, weights=spec.weights,
                                    diffusion=spec.diffusion_overrides())
     pipeline = SATeCoPipeline(model, diffusion, device=device, dtype=getattr(torch, dtype), tile=spec.tile,
-                              tile_overlap=spec.tile_overlap, color_fix=spec.applied_color_fix, batch=spec.batch)
+                              tile_overlap=spec.tile_overlap, color_fix=spec.applied_color_fix, batch=spec.batch,
+                              compile=spec.compile)
     return method_pipeline(pipeline, spec)
 
 

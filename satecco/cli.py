@@ -206,6 +206,7 @@ def _model_spec(options: UpscaleOptions):
                      steps=options.steps, start_step=options.start_step, sampler=options.sampler,
                      device=options.device, dtype=options.dtype, tile=options.tile,
                      tile_overlap=options.tile_overlap, batch=options.batch, method=options.method,
+                     compile="inductor" if options.compile else None,
                      random_weights=options.random_weights, beta_schedule=options.beta_schedule,
                      prediction_type=options.prediction_type, refiner_w=options.refiner_w,
                      no_sfa=tuple(sorted(set(options.no_sfa or ()))),  # sorted: one fingerprint per choice

@@ -20,7 +20,8 @@ from satecco.inputs import VideoSettings
 from satecco.presets import ModelSpec
 
 #: Settings that do not change the pixels of a part (where it goes, whether it replaces an output).
-NOT_PIXELS = ("suffix", "overwrite", "random_weights", "batch")  # batch: the same pixels within float rounding
+#: batch and compile give the same pixels within float rounding.
+NOT_PIXELS = ("suffix", "overwrite", "random_weights", "batch", "compile")
 
 
 def fingerprint(spec: ModelSpec, settings: VideoSettings) -> str:

@@ -194,6 +194,8 @@ class UpscaleOptions(BaseModel):
     seed: int = option(0, "noise seed; the same seed gives the same output")
     tile: PositiveInt | None = option(None, "process frames in LR tiles of PX pixels", metavar="PX")
     tile_overlap: NonNegativeInt = option(16, "LR pixels shared by tiles", metavar="PX")
+    compile: bool = option(False, "torch.compile the guided UNet step and VAE decoder (inductor): faster on a GPU "
+                                  "after a one-off compile per process, whose time is printed")
     batch: PositiveInt = option(1, "tiles per forward pass, of one window or several (a GPU's throughput; the "
                                    "output is the same within float rounding)", metavar="N")
     window: PositiveInt = option(6, "frames per temporal window (paper: 6)")

@@ -17,6 +17,9 @@ frame, so a frame gets the same noise whichever window, tile, worker or device p
 
 from __future__ import annotations
 
+import functools
+import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +78,32 @@ def run_steps(model: SATeCo, diffusion: DiffusionConfig, lr: torch.Tensor, noise
     return upscaled, *decode_steps(model, upscaled, denoised, features)
 
 
+def compile_model(model: SATeCo, backend: str = "inductor") -> None:
+    """``torch.compile`` ``model``'s guided UNet step and guided VAE decoder, in place (the adapters'
+    hooks and guidance run inside the compiled code). The first call of each, for each new input shape,
+    compiles; the first one says on stderr how long it took."""
+    model.predict_noise = _timed_first_call(torch.compile(model.predict_noise, backend=backend, dynamic=False),
+                                            "the UNet step")
+    model.decode = _timed_first_call(torch.compile(model.decode, backend=backend, dynamic=False),
+                                     "the VAE decoder")
+
+
+def _timed_first_call(function, what: str):
+    first = [True]
+
+    @functools.wraps(function)
+    def timed(*args, **kwargs):
+        if not first[0]:
+            return function(*args, **kwargs)
+        first[0], started = False, time.perf_counter()
+        result = function(*args, **kwargs)
+        print(f"satecco: torch.compile of {what}: {time.perf_counter() - started:.1f} s (once per process "
+              f"and input shape)", file=sys.stderr)
+        return result
+
+    return timed
+
+
 def frame_noise(seed: int, frame_index: int, shape: tuple[int, ...]) -> torch.Tensor:
     """Standard normal noise of ``shape`` for one frame, a pure function of ``(seed, frame_index)``."""
     state = int(np.random.SeedSequence([seed, frame_index]).generate_state(1, dtype=np.uint64)[0] >> 1)
@@ -113,15 +142,19 @@ class SATeCoPipeline:
         tile_overlap: LR pixels shared by neighbouring tiles.
         color_fix: ``none``, ``wavelet`` or ``adain`` (:mod:`satecco.colorfix`), on every whole output frame.
         batch: tiles (of one window or of several, :meth:`run_windows`) per forward pass.
+        compile: a ``torch.compile`` backend for the UNet step and the VAE decoder (:func:`compile_model`);
+            None: eager.
     """
 
     def __init__(self, model: SATeCo, diffusion: DiffusionConfig, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32, tile: int | None = None, tile_overlap: int = 16,
-                 color_fix: str = "none", batch: int = 1):
+                 color_fix: str = "none", batch: int = 1, compile: str | None = None):  # noqa: A002
         if batch < 1:
             raise ValueError(f"batch must be at least 1; got {batch}")
         self.batch = batch
         self.model = model.to(device=device, dtype=dtype).eval()
+        if compile:
+            compile_model(self.model, compile)
         self.color_fix = color_fix
         self.diffusion = diffusion
         self.device = torch.device(device)

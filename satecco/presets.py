@@ -183,6 +183,7 @@ class ModelSpec:
     tile: int | None = None
     tile_overlap: int = 16
     batch: int = 1  # tiles (of one window or several) per forward pass
+    compile: str | None = None  # a torch.compile backend for the UNet step and VAE decoder; None: eager
     method: str = "satecco"
     random_weights: bool = False  # a benchmark: networks without trained weights keep random ones
     beta_schedule: str | None = None  # given by the user: must agree with the base model's scheduler/

@@ -163,8 +163,12 @@ def test_killed_driver_resumes_without_redoing_finished_parts(clips, reference, 
                       "windows_per_segment: 1\ndecode_cpus: 0.25\nwrite_cpus: 0.25\n")
     assert load_pipeline_config(config).windows_per_segment == 1
     out = tmp_path / "out"
+    import ray
+
+    # joins the test's Ray instance: a killed driver's actors die with its job, the instance lives on
     command = [sys.executable, "-m", "satecco.cli", "upscale", clips[0], "-o", str(out), "--codec", "ffv1",
-               "--steps", "1", "--seed", "11", "--pipeline-config", str(config), "--no-progress"]
+               "--steps", "1", "--seed", "11", "--pipeline-config", str(config), "--no-progress",
+               "--address", ray.get_runtime_context().gcs_address]
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + 240

@@ -93,14 +93,15 @@ def test_two_workers_train_into_a_served_mlflow_run_survive_a_killed_worker_and_
     from satecco.jobs.train import fit
     from satecco.video.read import read_frames
 
-    cfg = config(tmp_path, clip, "upscaler", max_steps=16, checkpoint_every=8, validate_every=8, max_failures=2,
+    cfg = config(tmp_path, clip, "upscaler", max_steps=16, checkpoint_every=4, validate_every=8, max_failures=2,
                  tracking_uri=mlflow_server, log_checkpoints=True, run_name="served", registered_model="served-x4",
                  experiment="two-workers")  # its own: the session's MLflow server is shared
     killed = kill_a_worker_after_the_first_checkpoint(tmp_path / "ray" / cfg.name)
     result = fit(cfg)
     assert killed, "no worker was killed"
     assert result.error is None and result.metrics["step"] == 16
-    assert result.metrics["resumed_from"] == 8  # the restarted group began at the checkpoint, not at 0
+    resumed = result.metrics["resumed_from"]
+    assert 0 < resumed < 16 and resumed % 4 == 0  # the restarted group began at a checkpoint, not at 0
     client = mlflow.MlflowClient(mlflow_server)
     (run,) = client.search_runs([client.get_experiment_by_name("two-workers").experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == "served"
