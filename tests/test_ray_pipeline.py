@@ -4,7 +4,9 @@ bad inputs, resume after a killed driver, and a killed stage actor."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -186,15 +188,25 @@ def test_killed_driver_resumes_without_redoing_finished_parts(clips, reference, 
     # Parts made with other settings are discarded, not reused: tests/test_inputs.py plans such a rerun.
 
 
-def test_ray_engine_honours_the_method_and_the_ablation_switches(clips, tmp_path):
+def test_ray_engine_honours_the_method_and_the_ablation_switches(clips, tmp_path, capfd, caplog):
     """A method and ablation switches together through three actor pools, on an excerpt (--frames),
-    give the local engine's output for the same options: an actor that dropped either would give another output (that each changes the
-    output is tests/test_baselines.py's business; bicubic through Ray: the archive test below)."""
+    give the local engine's output for the same options: an actor that dropped either would give another
+    output (that each changes the output is tests/test_baselines.py's business; bicubic through Ray: the
+    archive test below). The console of the run: one bar (frames, videos, ETA), one summary, no Ray log."""
     spec = ModelSpec(preset="tiny", steps=1, method="framewise", no_sfa=("unet",), refiner_w=0.25)
     settings = VideoSettings(codec="ffv1", seed=11, window_overlap=0, frames=(3, 12))  # an excerpt, too
     local = upscale_locally([clips[0]], tmp_path / "local", build_pipeline(spec), settings, progress=False)
-    results = upscale_on_ray([clips[0]], tmp_path / "ray", spec, settings, SPLIT, progress=False)
+    capfd.readouterr()
+    caplog.set_level(logging.WARNING)  # as `satecco upscale` without -v (pytest's own level is lower)
+    results = upscale_on_ray([clips[0]], tmp_path / "ray", spec, settings, SPLIT, progress=True)
     assert results[0].status == "ok" and results[0].frames == 9
+    err = capfd.readouterr().err
+    lines = [line for line in re.split(r"[\r\n]+", err) if line.strip()]
+    bar, others = [line for line in lines if "%|" in line], [line for line in lines if "%|" not in line]
+    assert re.search(r"100%\|.*\| 9/9 \[\d\d:\d\d<00:00, .*videos=1/1\]", bar[-1]), bar[-3:]
+    assert len(others) == 2 and "a.mp4: frames 3 to 11 of 14" in others[0], others  # the input's note
+    assert others[1].startswith("satecco: 9 frames in ") and "busy time per stage" in others[1]
+    assert not re.search(r"Starting execution|logging_progress| E \d+ \d+\]", err), err[-2000:]
     expected = np.stack(list(read_frames(local[0].output)))
     assert_same_video(results[0].output, expected)
 
