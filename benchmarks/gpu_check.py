@@ -13,7 +13,7 @@ Weights are random in the real architectures (the FLOPs are the real ones). In o
   diffusers configs, on the same frames at 50 steps, and SATeCo's frames per second over the peer's;
 - ``engines``: ``satecco upscale`` through the Ray engine and in-process on one short clip (frames/s);
 - ``training``: one optimiser step of each stage (``upscaler``, ``unet``, ``vae``, ``refiner``) at a
-  small crop, its seconds and peak memory.
+  small crop, in bf16 mixed precision on a GPU (``--precision bf16``), its seconds and peak memory.
 
 Targets on one H200 (issue 16): at least 2.0 output frames/s end to end at 720p with 50 steps, and at
 least 1.8x the frame-wise peer's frames/s.
@@ -169,7 +169,8 @@ def training_steps(preset, device: torch.device, crop: int, frames: int) -> dict
             torch.cuda.reset_peak_memory_stats()
         sync(device)
         start = time.perf_counter()
-        loss, _ = stage(hr, lr)
+        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):  # --precision bf16
+            loss, _ = stage(hr, lr)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -84,12 +84,16 @@ def _restore(stage, optimizer, checkpoint) -> tuple[int, str | None]:
 
 
 def train_step(stage: torch.nn.Module, wrapped: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               batch: dict[str, torch.Tensor], step: int, device: torch.device | str = "cpu"
-               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+               batch: dict[str, torch.Tensor], step: int, device: torch.device | str = "cpu",
+               precision: str = "fp32") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One optimiser step of ``stage`` (``wrapped``: the same module, in DDP on a Ray Train worker) on
-    ``batch`` ``{"hr": (B, T, H, W, 3), "lr": (B, T, H/4, W/4, 3)}`` uint8; returns ``(loss, logs)``."""
+    ``batch`` ``{"hr": (B, T, H, W, 3), "lr": (B, T, H/4, W/4, 3)}`` uint8; returns ``(loss, logs)``.
+    ``precision`` ``bf16``: the forward pass autocasts to bfloat16; the backward pass and the optimiser
+    work on the fp32 weights."""
     stage.before_step(step)
-    loss, logs = wrapped(batch_to_model(batch["hr"], device), batch_to_model(batch["lr"], device))
+    with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=precision == "bf16"):
+        loss, logs = wrapped(batch_to_model(batch["hr"], device), batch_to_model(batch["lr"], device))
+    loss = loss.float()
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
@@ -126,7 +130,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     loss = torch.tensor(float("nan"))
     while step < config.max_steps:
         for batch in shard.iter_torch_batches(batch_size=config.batch_size, drop_last=True):
-            loss, logs = train_step(stage, wrapped, optimizer, batch, step, device)
+            loss, logs = train_step(stage, wrapped, optimizer, batch, step, device, config.precision)
             step += 1
             if tracker is not None and (step % config.log_every == 0 or step == config.max_steps):
                 tracker.metrics({"loss": loss.item(), **{k: v.item() for k, v in logs.items()}}, step=step)

@@ -263,6 +263,31 @@ def test_each_stage_loss_falls(grating, stage, key, steps, prediction):
     assert np.mean(losses[-quarter:]) < 0.93 * np.mean(losses[:quarter]), losses
 
 
+def test_bf16_mixed_precision_learns_in_bfloat16_on_fp32_weights(grating):
+    """--precision bf16: the UNet runs in bfloat16 inside the step, the weights and AdamW's state stay
+    fp32, and stage 2's loss falls as in fp32."""
+    from satecco.jobs.loop import build_stage, train_step
+    from satecco.training.config import TrainConfig
+
+    config = TrainConfig(stage="unet", data=(grating,), frames=6, crop=32, batch_size=1, lr=2e-3, max_steps=30,
+                         prediction_type="sample", precision="bf16")
+    torch.manual_seed(0)
+    module = build_stage(config, rank=0)
+    dtypes: set[torch.dtype] = set()
+    module.model.unet.register_forward_hook(lambda m, args, out: dtypes.add(out.sample.dtype))
+    optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=config.lr)
+    (clip,) = find_clips(grating)
+    rng, losses = np.random.default_rng(0), []
+    for step in range(config.max_steps):
+        sample = make_sample(clip, int(rng.integers(0, clip.frames - 5)), 6, 32, rng)
+        batch = {name: torch.from_numpy(frames)[None] for name, frames in sample.items()}
+        losses.append(train_step(module, module, optimizer, batch, step, precision=config.precision)[0].item())
+    assert dtypes == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in module.parameters())
+    assert all(v.dtype == torch.float32 for state in optimizer.state.values() for v in state.values() if v.ndim)
+    assert np.mean(losses[-7:]) < 0.93 * np.mean(losses[:7]), losses
+
+
 def test_validation_runs_the_inference_steps_with_the_inference_noise(tiny_parts):
     """A stage's held-out output is what `satecco upscale --seed 0` gives for the same window: both run
     satecco.pipeline's steps, with the same per-frame noise."""

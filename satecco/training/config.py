@@ -59,6 +59,9 @@ class TrainConfig:
     seed: int = 0
     workers: PositiveInt = option(1, "Ray Train workers")
     gpu: bool = option(False, "one GPU per worker")
+    precision: Literal["fp32", "bf16"] = option(
+        "fp32", "bf16: forward passes autocast to bfloat16 (mixed precision: the trained weights, their gradients "
+                "and AdamW's state stay fp32)")
     cpus_per_worker: PositiveFloat = 1.0
     max_failures: NonNegativeInt = 3
     keep_checkpoints: PositiveInt = 2
