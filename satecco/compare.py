@@ -30,11 +30,11 @@ def comparison_path(output: str) -> str:
     return f"{folder}{slash}{stem}{COMPARE_SUFFIX}"
 
 
-def labelled(frame: np.ndarray, text: str) -> np.ndarray:
-    """``frame (H, W, 3)`` uint8 under a black strip of :data:`LABEL_HEIGHT` rows bearing ``text``."""
-    strip = Image.new("RGB", (frame.shape[1], LABEL_HEIGHT))
+def label(text: str, width: int) -> np.ndarray:
+    """A black strip ``(LABEL_HEIGHT, width, 3)`` uint8 bearing ``text``, to stand above a frame."""
+    strip = Image.new("RGB", (width, LABEL_HEIGHT))
     ImageDraw.Draw(strip).text((4, 3), text, fill=(255, 255, 255), font=ImageFont.load_default(size=12))
-    return np.concatenate([np.asarray(strip), frame])
+    return np.asarray(strip)
 
 
 def write_comparison(source: str, output: str, first: int, frame_rate: Fraction, method: str) -> str:
@@ -47,10 +47,11 @@ def write_comparison(source: str, output: str, first: int, frame_rate: Fraction,
         try:
             lows = read_frames(storage.local_copy(source), start=first)
             for low, high in zip(lows, read_frames(local_output), strict=False):
+                if writer is None:  # the first frame gives the size, the labels and the writer
+                    labels = np.concatenate([label("bicubic", high.shape[1]), label(method, high.shape[1])], axis=1)
+                    writer = VideoWriter(Path(local_target), labels.shape[1], LABEL_HEIGHT + high.shape[0], frame_rate)
                 bicubic = imresize(low, output_shape=high.shape[:2])
-                pair = np.concatenate([labelled(bicubic, "bicubic"), labelled(high, method)], axis=1)
-                if writer is None:
-                    writer = VideoWriter(Path(local_target), pair.shape[1], pair.shape[0], frame_rate)
+                pair = np.concatenate([labels, np.concatenate([bicubic, high], axis=1)])
                 writer.write(pair)
             if writer is None:
                 raise ValueError(f"{output}: no frames to compare")

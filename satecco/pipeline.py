@@ -253,14 +253,15 @@ class SATeCoPipeline:
         to :attr:`batch` tiles, of one window or of several, in each forward pass; ``carried``:
         ``(W, P, T, c, h', w')`` per key. Each window's tiles keep their own noise, so the result is
         one-at-a-time's within float rounding."""
+        carried = carried or {}
         works = [self.prepare(frames, int(start), seed) for frames, start in zip(windows, starts, strict=True)]
         items = [(w, index) for w, work in enumerate(works) for index in range(len(work.boxes))]
         produced: list[dict[str, list]] = [{"latents": [], "denoised": [], "frames": []} for _ in works]
         for first in range(0, len(items), self.batch):
             chunk = items[first:first + self.batch]
             inputs = [self.tile_inputs(works[w], index) for w, index in chunk]
-            given = {key: torch.from_numpy(np.concatenate([(carried or {})[key][w][index] for w, index in chunk]))
-                     for key in ("latents", "denoised") if key in (carried or {})}
+            given = {key: torch.from_numpy(np.concatenate([value[w][index] for w, index in chunk]))
+                     for key, value in carried.items()}
             key, output = self._run_tiles(torch.cat([lr for lr, _ in inputs]),
                                           torch.cat([noise for _, noise in inputs]), parts, given)
             for (w, _), item in zip(chunk, output.split(1 if key == "frames" else windows.shape[1]), strict=True):

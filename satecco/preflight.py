@@ -76,7 +76,7 @@ def prepare(local: str | Path, settings: VideoSettings, info: VideoInfo | None =
                                 f"output; use --codec h264, hevc or prores")
     try:
         encoding = replace(encoding, size=output_size(info.width, info.height, settings))
-        get_codec(settings.codec).pix_fmt(encoding.bits, *(encoding.size or (2, 2)))  # a size it can store
+        codec.pix_fmt(encoding.bits, *(encoding.size or (2, 2)))  # a size it can store
     except ValueError as error:
         raise VideoError(local, f"refused: {error}") from error
     deinterlace = settings.deinterlace == "on" or (settings.deinterlace == "auto" and picture.interlaced)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 
 import av
 
@@ -54,6 +55,11 @@ class Codec:
     def most_bits(self) -> int:
         return max(self.depths)
 
+    @cached_property
+    def encoder_formats(self) -> frozenset[str]:
+        """The pixel formats the encoder takes."""
+        return frozenset(f.name for f in av.Codec(self.encoder, "w").video_formats or ())
+
     @property
     def subsampled(self) -> bool:
         """Whether its pixel formats halve the chroma, so that sizes must be even."""
@@ -67,7 +73,7 @@ class Codec:
         if not (width % 2 or height % 2) or not self.subsampled:
             return pix_fmt
         full = pix_fmt.replace("420", "444").replace("422", "444")
-        if full not in {f.name for f in av.Codec(self.encoder, "w").video_formats or ()}:
+        if full not in self.encoder_formats:
             raise ValueError(f"{self.name} needs even sides; got {width}x{height}")
         return full
 
@@ -135,10 +141,13 @@ class EncoderSettings:
             if codec.crf is None or codec.frames:
                 raise ValueError(f"--bitrate: codec {codec.name} takes no bitrate")
             bits_per_second(self.bitrate)
-        if self.pix_fmt is not None:
-            formats = [f.name for f in av.Codec(codec.encoder, "w").video_formats or ()]
-            if self.pix_fmt not in formats:
-                raise ValueError(f"--pix-fmt: {codec.encoder} takes {', '.join(formats)}; got {self.pix_fmt!r}")
+        if self.pix_fmt is not None and self.pix_fmt not in codec.encoder_formats:
+            raise ValueError(f"--pix-fmt: {codec.encoder} takes {', '.join(sorted(codec.encoder_formats))}; "
+                             f"got {self.pix_fmt!r}")
+
+    def most_bits(self, codec: Codec) -> int:
+        """The most bits per sample the output stores: ``pix_fmt``'s, else the codec's."""
+        return format_bits(self.pix_fmt) if self.pix_fmt else codec.most_bits
 
     def encoder_options(self, codec: Codec) -> dict[str, str]:
         """The encoder's options: the codec's own, then the rate control, the preset and the user's."""
@@ -157,6 +166,11 @@ class EncoderSettings:
             options[codec.preset[0]] = self.preset
         options.update(self.options)
         return options
+
+
+def format_bits(pix_fmt: str) -> int:
+    """The most bits per sample of a pixel format (``yuv420p10le`` -> 10)."""
+    return max((c.bits for c in av.VideoFormat(pix_fmt).components), default=8)
 
 
 #: Frame rates written as decimals that stand for NTSC's N * 1000/1001.

@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import NamedTuple
 
-import av
 import numpy as np
 
-from satecco.video.codecs import CODEC_TABLE, DEFAULT_ENCODER, EncoderSettings, get_codec
+from satecco.video.codecs import CODEC_TABLE, DEFAULT_ENCODER, EncoderSettings, format_bits, get_codec
 
 #: AVColorSpace -> the name swscale (PyAV's ``reformat``) converts RGB to YUV with.
 YUV_MATRICES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
@@ -61,11 +60,6 @@ class Picture:
     def hdr(self) -> str | None:
         """``"PQ"`` or ``"HLG"`` for an HDR transfer, else None."""
         return HDR_TRANSFERS.get(self.colour.transfer)
-
-
-def format_bits(pix_fmt: str) -> int:
-    """The most bits per sample of a pixel format (``yuv420p10le`` -> 10)."""
-    return max((c.bits for c in av.VideoFormat(pix_fmt).components), default=8)
 
 
 def picture_of(stream, first) -> Picture:
@@ -116,7 +110,7 @@ def encoding_for(picture: Picture, codec: str, encoder: EncoderSettings = DEFAUL
     Raises :class:`ValueError` (the caller names the input) where the output stores fewer bits than the
     source has, unless ``allow_fewer_bits``: then it writes as many as the output stores."""
     bits = 8 if picture.bits <= 8 else min(picture.bits, 16)
-    most = format_bits(encoder.pix_fmt) if encoder.pix_fmt else get_codec(codec).most_bits
+    most = encoder.most_bits(get_codec(codec))
     if bits > most:
         if not allow_fewer_bits:
             deep = [c.name for c in CODEC_TABLE.values() if c.most_bits >= bits]

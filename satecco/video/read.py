@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 from satecco.errors import VideoError
+from satecco.video.codecs import format_bits
 from satecco.video.formats import (
     FOLDER_FRAME_RATE,
     decode_image,
@@ -27,7 +28,7 @@ from satecco.video.formats import (
     to_rgb,
     video_stream,
 )
-from satecco.video.picture import Colour, Picture, format_bits, picture_of
+from satecco.video.picture import Colour, Picture, picture_of
 
 
 @dataclass(frozen=True)

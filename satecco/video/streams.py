@@ -157,8 +157,8 @@ class Timing:
 class Carried:
     """The source's streams, metadata and chapters, added to the output container ``out`` as
     :func:`plan_streams` decided; :meth:`mux_until` interleaves their packets with the video by time.
-    ``span``: ``(start, end)`` in source seconds, for an excerpt: only the packets that start in it are
-    kept, moved ``start`` earlier, and the chapters are cut to it."""
+    ``span``: ``(start, end)`` in source seconds, for an excerpt: the packets that overlap it are kept,
+    moved ``start`` earlier (see :meth:`_shifted`), and the chapters are cut to it."""
 
     def __init__(self, source, out, plans: list[StreamPlan], span: tuple[Fraction, Fraction] | None = None):
         self._out, self._span = out, span

@@ -16,7 +16,7 @@ from satecco.errors import VideoError
 from satecco.storage import atomic_output
 from satecco.video.codecs import DEFAULT_ENCODER, EncoderSettings, get_codec
 from satecco.video.formats import check_target, reason
-from satecco.video.picture import UNTAGGED, Colour, Encoding, format_bits, rgb_format, yuv_tags
+from satecco.video.picture import UNTAGGED, Colour, Encoding, rgb_format, yuv_tags
 
 
 class VideoWriter:
@@ -52,7 +52,7 @@ class VideoWriter:
         self.codec = get_codec(codec)
         check_target(self.path, codec)
         encoder.check(self.codec)
-        most = format_bits(encoder.pix_fmt) if encoder.pix_fmt else self.codec.most_bits
+        most = encoder.most_bits(self.codec)
         if not 8 <= bits <= max(most, 8):
             raise ValueError(f"codec {codec!r} writes 8 to {most} bits; got bits={bits!r}")
         if isinstance(frame_rate, (float, bool)):
