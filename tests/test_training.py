@@ -199,6 +199,33 @@ def test_each_stage_trains_exactly_its_modules(name, tiny_parts):
     assert torch.isfinite(loss) and logs
 
 
+@pytest.mark.parametrize("latents", ["hr", "sampled"])
+def test_vae_stage_decodes_the_hr_latents_or_the_sampled_ones(latents, tiny_parts):
+    """Stage 3 decodes the HR frames' latents (the paper) or, with ``latents="sampled"``, the Z_0 that
+    the frozen upscaler and UNet sample from X_u with the stage's noise, as inference does."""
+    from satecco.pipeline import denoise_steps, encode_steps
+
+    model, diffusion = tiny_parts
+    stage = STAGE_CLASSES["vae"](copy.deepcopy(model), diffusion, seed=3, latents=latents)
+    hr = torch.rand(1, 6, 3, 32, 32) * 2 - 1
+    lr = torch.nn.functional.interpolate(hr[0], scale_factor=0.25, mode="area")[None]
+    decoded = []
+    stage.model.vae.decoder.register_forward_hook(lambda m, args, out: decoded.append(args[0]))
+    stage(hr, lr)
+    with torch.no_grad():
+        _, from_upscaled, _ = encode_steps(stage.model, lr)
+        if latents == "hr":
+            expected = stage.model.encode(hr)[0]
+        else:
+            noise = torch.randn(from_upscaled.shape, generator=torch.Generator().manual_seed(3))
+            expected = denoise_steps(stage.model, diffusion, from_upscaled, noise, 6)
+        expected = stage.model.vae.post_quant_conv(expected / stage.model.vae.config.scaling_factor)
+    torch.testing.assert_close(decoded[0], expected)
+    assert not torch.allclose(stage.model.encode(hr)[0], from_upscaled, atol=1e-3)
+    with pytest.raises(ValueError, match="latents='noisy'"):
+        STAGE_CLASSES["vae"](model, diffusion, latents="noisy")
+
+
 def test_base_stage_fixes_the_latent_scale_when_the_unet_phase_starts():
     from satecco.build import random_base_model
     from satecco.presets import TINY

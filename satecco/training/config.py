@@ -19,6 +19,8 @@ from satecco.presets import BETA_SCHEDULES, PREDICTION_TYPES
 DEGRADATIONS = ("bi", "bd")
 #: stage name -> paper §3.5 (``base`` is the tiny preset's own base VAE and UNet, "stage 0")
 TRAINING_STAGES = ("base", "upscaler", "unet", "vae", "refiner")
+#: what stage ``vae`` decodes (satecco.training.stages.VAEStage)
+VAE_LATENTS = ("hr", "sampled")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class TrainConfig:
     base_fraction_vae: float = option(0.5, ge=0.0, le=1.0)
     max_timestep: NonNegativeInt | None = None  # stages base and unet: the noise loss's t up to this (default: start step)
     kl_weight: float = 1e-6
+    vae_latents: Literal[VAE_LATENTS] = option(
+        "hr", "stage vae: decode the HR frames' latents (paper) or the Z_0 that stages 1-2 sample from X_u "
+              "(as at inference; StableSR's CFW)")
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

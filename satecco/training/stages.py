@@ -27,8 +27,9 @@ from satecco.build import BaseModel
 from satecco.checkpoints import load_weights, save_weights
 from satecco.diffusion import make_scheduler
 from satecco.models.satecco import SATeCo
-from satecco.pipeline import run_steps, window_noise
+from satecco.pipeline import denoise_steps, encode_steps, run_steps, window_noise
 from satecco.presets import DiffusionConfig
+from satecco.training.config import VAE_LATENTS
 from satecco.training.losses import charbonnier, kl_loss, noise_loss
 
 
@@ -114,16 +115,33 @@ class UNetStage(TrainingStage):
 
 
 class VAEStage(TrainingStage):
-    """Stage 3: the VAE decoder's SFA/TFA; decode the HR latents guided by X_u's encoder features."""
+    """Stage 3: the VAE decoder's SFA/TFA, guided by X_u's encoder features; Charbonnier loss to the HR frames.
+
+    ``latents`` says what the decoder decodes: ``"hr"``, the HR frames' latents (paper §3.5), or
+    ``"sampled"``, the ``Z_0`` that the frozen stages 1–2 sample from ``X_u``, as at inference (StableSR's
+    CFW trains its decoder so). Where the UNet cannot bring ``Z_0`` near the HR latents (the tiny preset),
+    a decoder trained on HR latents trusts latents it will never see.
+    """
 
     trains = ("vae_adapters",)
+
+    def __init__(self, model: SATeCo, diffusion: DiffusionConfig, seed: int = 0, max_timestep: int | None = None,
+                 latents: str = "hr"):
+        super().__init__(model, diffusion, seed=seed, max_timestep=max_timestep)
+        if latents not in VAE_LATENTS:
+            raise ValueError(f"latents={latents!r}: choose one of {VAE_LATENTS}")
+        self.latents = latents
 
     def forward(self, hr, lr):
         model, frames = self.model, hr.shape[1]
         with torch.no_grad():
-            _, features = model.encode(model.upscaler(lr))
-            target_latents, _ = model.encode(hr)
-        loss = charbonnier(model.decode(target_latents, features, frames), hr)
+            _, latents, features = encode_steps(model, lr)
+            if self.latents == "hr":
+                latents, _ = model.encode(hr)
+            else:
+                noise = torch.randn(latents.shape, generator=self.generator).to(latents)
+                latents = denoise_steps(model, self.diffusion, latents, noise, frames)
+        loss = charbonnier(model.decode(latents, features, frames), hr)
         return loss, {"charbonnier": loss.detach()}
 
 
