@@ -43,6 +43,8 @@ def build_stage(config: TrainConfig, rank: int) -> torch.nn.Module:
                          kl_weight=config.kl_weight, seed=seed, max_timestep=config.max_timestep)
     model, diffusion = build_model(preset, base_model=config.base_model, weights=config.weights, seed=config.seed,
                                    diffusion=config.diffusion_overrides())
+    if config.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
     options = {"latents": config.vae_latents} if config.stage == "vae" else {}
     return STAGE_CLASSES[config.stage](model, diffusion, seed=seed, max_timestep=config.max_timestep, **options)
 

@@ -334,3 +334,37 @@ def test_validation_runs_the_inference_steps_with_the_inference_noise(tiny_parts
     assert set(branches) == {"output", "x_u", "x_d"}  # X_u and X_d are logged beside X_H
     assert got.shape == expected.shape == (6, 64, 96, 3)
     assert np.abs(got.astype(int) - expected).max() <= 1
+
+
+@pytest.mark.parametrize("name", ["unet", "vae"])
+def test_gradient_checkpointing_recomputes_the_guided_blocks_and_keeps_the_gradients(name, tiny_parts):
+    """With checkpointing on, the backward pass reruns the frozen decoder's blocks and their adapters
+    under the guidance of their forward pass (after ``guidance(...)`` has ended), and every trained
+    parameter gets the gradient it gets without checkpointing."""
+    from conftest import perturb_
+
+    model, diffusion = tiny_parts
+    hr = torch.rand(1, 6, 3, 32, 32) * 2 - 1
+    lr = torch.nn.functional.interpolate(hr[0], scale_factor=0.25, mode="area")[None]
+    gradients, backward_calls = [], []
+    for checkpointing in (False, True):
+        stage = STAGE_CLASSES[name](copy.deepcopy(model), diffusion, seed=0)
+        adapters = perturb_(getattr(stage.model, f"{name}_adapters"), std=0.02)
+        if checkpointing:
+            stage.model.enable_gradient_checkpointing()
+        network = stage.model.unet if name == "unet" else stage.model.vae.decoder
+        calls = []
+        for what, owner, method in (("resnet", network.up_blocks[-1].resnets[0], "forward"),
+                                    ("adapter", adapters, "adapt")):
+            original = getattr(owner, method)
+            setattr(owner, method, lambda *args, _f=original, _w=what, _log=calls, **kw: _log.append(_w) or _f(*args, **kw))
+        loss, _ = stage(hr, lr)
+        forward_calls = len(calls)
+        loss.backward()
+        backward_calls.append(sorted(calls[forward_calls:]))
+        gradients.append({n: p.grad.clone() for n, p in stage.named_parameters() if p.requires_grad})
+    levels = len(adapters.sfa)
+    assert backward_calls == [[], ["adapter"] * levels + ["resnet"]]
+    assert gradients[0].keys() == gradients[1].keys()
+    for key, gradient in gradients[0].items():
+        torch.testing.assert_close(gradients[1][key], gradient, rtol=1e-4, atol=1e-7, msg=key)

@@ -9,18 +9,24 @@ Hooks keep the frozen modules' parameter names untouched, so base checkpoints lo
 decoder on its own, which is what the frame-wise baseline (``satecco upscale --method framewise``) needs.
 ``sfa_enabled`` and ``tfa_enabled`` are the run-time switches behind ``--no-sfa`` and ``--no-tfa``: a
 switched-off adapter passes the frozen block's output through unchanged.
+
+Gradient checkpointing (:meth:`DecoderAdapters.enable_gradient_checkpointing`): the frozen network
+recomputes its blocks in the backward pass, after :meth:`DecoderAdapters.guidance` has ended, so the
+recomputation re-enters the guidance its forward pass had (``checkpoint``'s ``context_fn``), and each
+adapter is checkpointed with its guidance as an argument.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from satecco.models.sfa import SpatialFeatureAdaptation
 from satecco.models.tfa import TemporalFeatureAlignment
@@ -58,6 +64,8 @@ class DecoderAdapters(ModelMixin, ConfigMixin):
         #: run-time switches, not part of the saved config: False skips SFA or TFA (see :meth:`without_tfa`)
         self.sfa_enabled = True
         self.tfa_enabled = True
+        #: recompute the adapters in the backward pass (:meth:`enable_gradient_checkpointing`)
+        self.checkpointing = False
 
     def adapt(self, index: int, features: torch.Tensor, guidance: torch.Tensor, num_frames: int) -> torch.Tensor:
         """SFA then TFA for block ``index``. ``features`` ``(B·T, C, H, W)``, ``guidance`` ``(B·T, Cg, H, W)``."""
@@ -87,6 +95,8 @@ class DecoderAdapters(ModelMixin, ConfigMixin):
     def _hook(self, index: int, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         if self._guidance is None:
             raise RuntimeError("a guided decoder ran outside DecoderAdapters.guidance(...)")
+        if self.checkpointing and torch.is_grad_enabled():
+            return checkpoint(self.adapt, index, output, self._guidance[index], self._num_frames, use_reentrant=False)
         return self.adapt(index, output, self._guidance[index], self._num_frames)
 
     @contextmanager
@@ -94,8 +104,24 @@ class DecoderAdapters(ModelMixin, ConfigMixin):
         """Run the hooked decoder with ``maps`` (one ``(B·T, Cg_i, H_i, W_i)`` per block) for ``T = num_frames``."""
         if len(maps) != len(self.sfa):
             raise ValueError(f"expected {len(self.sfa)} guidance maps, got {len(maps)}")
+        previous = self._guidance, self._num_frames
         self._guidance, self._num_frames = maps, num_frames
         try:
             yield
         finally:
-            self._guidance, self._num_frames = None, 0
+            self._guidance, self._num_frames = previous
+
+    def enable_gradient_checkpointing(self, network: ModelMixin) -> None:
+        """Checkpoint the frozen diffusers ``network`` these adapters are attached to, and the adapters: the
+        backward pass recomputes each block (and adapter) instead of keeping its activations."""
+        network.enable_gradient_checkpointing(self._checkpointed_call)
+        self.checkpointing = True
+
+    def _checkpointed_call(self, module: nn.Module, *args) -> torch.Tensor:
+        """diffusers' ``gradient_checkpointing_func``: ``module(*args)``, recomputed under this call's guidance."""
+        maps, frames = self._guidance, self._num_frames
+
+        def contexts():
+            return nullcontext(), (self.guidance(maps, frames) if maps is not None else nullcontext())
+
+        return checkpoint(module.__call__, *args, use_reentrant=False, context_fn=contexts)

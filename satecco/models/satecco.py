@@ -72,6 +72,12 @@ class SATeCo(nn.Module):
         """HR frame sizes are padded to a multiple of this so every latent level divides evenly."""
         return self.vae_scale * 2 ** (len(self.unet.config.block_out_channels) - 1)
 
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the frozen UNet's and VAE decoder's blocks and their adapters in the backward pass, so
+        that training keeps only each checkpointed block's inputs (issue 16: sd21 stages on one GPU)."""
+        self.unet_adapters.enable_gradient_checkpointing(self.unet)
+        self.vae_adapters.enable_gradient_checkpointing(self.vae)
+
     def trainable_modules(self) -> dict[str, nn.Module]:
         return {name: getattr(self, name) for name in TRAINABLE}
 

@@ -64,6 +64,9 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = option(
         "fp32", "bf16: forward passes autocast to bfloat16 (mixed precision: the trained weights, their gradients "
                 "and AdamW's state stay fp32)")
+    gradient_checkpointing: bool = option(
+        False, "stages unet and vae: recompute the frozen decoder's blocks and their adapters in the backward "
+               "pass instead of keeping their activations (less memory, about one more forward pass)")
     cpus_per_worker: PositiveFloat = 1.0
     max_failures: NonNegativeInt = 3
     keep_checkpoints: PositiveInt = 2
