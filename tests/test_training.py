@@ -223,7 +223,7 @@ def test_vae_stage_decodes_the_hr_latents_or_the_sampled_ones(latents, tiny_part
     torch.testing.assert_close(decoded[0], expected)
     assert not torch.allclose(stage.model.encode(hr)[0], from_upscaled, atol=1e-3)
     with pytest.raises(ValueError, match="latents='noisy'"):
-        STAGE_CLASSES["vae"](model, diffusion, latents="noisy")
+        STAGE_CLASSES["vae"](copy.deepcopy(model), diffusion, latents="noisy")
 
 
 def test_base_stage_fixes_the_latent_scale_when_the_unet_phase_starts():

@@ -127,9 +127,9 @@ class VAEStage(TrainingStage):
 
     def __init__(self, model: SATeCo, diffusion: DiffusionConfig, seed: int = 0, max_timestep: int | None = None,
                  latents: str = "hr"):
-        super().__init__(model, diffusion, seed=seed, max_timestep=max_timestep)
         if latents not in VAE_LATENTS:
             raise ValueError(f"latents={latents!r}: choose one of {VAE_LATENTS}")
+        super().__init__(model, diffusion, seed=seed, max_timestep=max_timestep)
         self.latents = latents
 
     def forward(self, hr, lr):
