@@ -138,3 +138,19 @@ def test_memory_does_not_grow_with_video_length(tiny_parts, footage, tmp_path):
         tracemalloc.stop()
         assert frames == 12 * repeat == sum(1 for _ in read_frames(tmp_path / f"out{repeat}.mkv"))
     assert peaks[1] <= 1.25 * peaks[0], peaks
+
+
+def test_tiny_pipeline_in_bfloat16_stays_near_fp32():
+    """The embedded default in bfloat16 on the CPU (a GPU's dtype) gives fp32's window within bf16 rounding:
+    no step silently keeps or loses precision it should not (SFA statistics, attention, VAE scaling)."""
+    from media import textured_frames
+
+    from satecco.build import build_pipeline
+    from satecco.presets import ModelSpec
+
+    frames = np.stack(textured_frames()[:6])[:, :16, :16]
+    outputs = {dtype: build_pipeline(ModelSpec(dtype=dtype, color_fix="none")).upscale_window(frames, 0, seed=0)
+               for dtype in ("float32", "bfloat16")}
+    assert outputs["bfloat16"].shape == outputs["float32"].shape == (6, 64, 64, 3)
+    mse = np.mean((outputs["bfloat16"] - outputs["float32"]) ** 2)
+    assert 0 < mse and 10 * np.log10(255**2 / mse) > 40

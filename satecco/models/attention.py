@@ -63,15 +63,18 @@ def window_groups(size: tuple[int, int, int], spec: tuple[int, int, int, int, in
     """
     if not any(spec):
         return [(slice(None), None)]  # every window whole
-    valid = torch.zeros((1, 1, *size), dtype=torch.bool, device=device)
+    # Index bookkeeping from sizes alone: on the CPU (no device syncs; the meta device has no unique),
+    # then the indices move to ``device``.
+    valid = torch.zeros((1, 1, *size), dtype=torch.bool)
     crop_volume(valid, spec).fill_(True)
     patterns = to_windows(valid, window)[..., 0]  # (nWin, S)
     unique, which = torch.unique(patterns, dim=0, return_inverse=True)
     groups = []
     for index, pattern in enumerate(unique):
         windows = torch.nonzero(which == index)[:, 0]
-        windows = (windows[None] + len(patterns) * torch.arange(batch, device=device)[:, None]).reshape(-1)
-        groups.append((windows, None if bool(pattern.all()) else torch.nonzero(pattern)[:, 0]))
+        windows = (windows[None] + len(patterns) * torch.arange(batch)[:, None]).reshape(-1)
+        tokens = None if bool(pattern.all()) else torch.nonzero(pattern)[:, 0].to(device)
+        groups.append((windows.to(device), tokens))
     return groups
 
 
