@@ -13,7 +13,8 @@ Weights are random in the real architectures (the FLOPs are the real ones). In o
   diffusers configs, on the same frames at 50 steps, and SATeCo's frames per second over the peer's;
 - ``engines``: ``satecco upscale`` through the Ray engine and in-process on one short clip (frames/s);
 - ``training``: one optimiser step of each stage (``upscaler``, ``unet``, ``vae``, ``refiner``) at a
-  small crop, in bf16 mixed precision on a GPU (``--precision bf16``), its seconds and peak memory.
+  small crop, in bf16 mixed precision on a GPU (``--precision bf16``) with gradient checkpointing in
+  stages ``unet`` and ``vae`` (as ``configs/train/sd21-*.yaml``), its seconds and peak memory.
 
 Targets on one H200 (issue 16): at least 2.0 output frames/s end to end at 720p with 50 steps, and at
 least 1.8x the frame-wise peer's frames/s.
@@ -156,11 +157,18 @@ def engines(preset: str, device: str, size: tuple[int, int], frames: int, steps:
     return {"frames": frames, "frames_per_second": rates, "ray_over_local": rates["ray"] / rates["local"]}
 
 
+#: the stages whose sd21 configs turn gradient checkpointing on
+CHECKPOINTED_STAGES = ("unet", "vae")
+
+
 def training_steps(preset, device: torch.device, crop: int, frames: int) -> dict:
     """One optimiser step of each stage at ``crop``: seconds and peak memory (bytes; GPU only)."""
     rows = {}
     for stage_name, stage_class in STAGE_CLASSES.items():
         model, diffusion = build_model(preset)
+        checkpointing = stage_name in CHECKPOINTED_STAGES
+        if checkpointing:
+            model.enable_gradient_checkpointing()
         stage = stage_class(model.to(device), diffusion).to(device).train()
         optimizer = torch.optim.AdamW([p for p in stage.parameters() if p.requires_grad], lr=5e-5)
         hr = torch.rand(1, frames, 3, crop, crop, device=device) * 2 - 1
@@ -176,6 +184,7 @@ def training_steps(preset, device: torch.device, crop: int, frames: int) -> dict
         optimizer.step()
         sync(device)
         rows[stage_name] = {"seconds": time.perf_counter() - start, "loss": loss.item(),
+                            "gradient_checkpointing": checkpointing,
                             "peak_bytes": torch.cuda.max_memory_allocated() if device.type == "cuda" else None}
         del stage, model, optimizer
     return rows
