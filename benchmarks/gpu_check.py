@@ -38,9 +38,12 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from satecco.build import build_model
 from satecco.diffusion import sampling_timesteps
 from satecco.presets import get_preset
+from satecco.training.config import load_train_config
 from satecco.training.stages import STAGE_CLASSES
 
 SATECCO = str(Path(sys.executable).parent / "satecco")
+#: the sd21 training configs, whose gradient checkpointing the training steps follow
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
 #: The SD x4 upscaler's UNet (stabilityai/stable-diffusion-x4-upscaler unet/config.json): the noisy latent
 #: and the LR frame in, its noise level as a class label.
 PEER_UNET = dict(in_channels=7, out_channels=4, block_out_channels=(256, 512, 512, 1024), layers_per_block=2,
@@ -157,16 +160,12 @@ def engines(preset: str, device: str, size: tuple[int, int], frames: int, steps:
     return {"frames": frames, "frames_per_second": rates, "ray_over_local": rates["ray"] / rates["local"]}
 
 
-#: the stages whose sd21 configs turn gradient checkpointing on
-CHECKPOINTED_STAGES = ("unet", "vae")
-
-
 def training_steps(preset, device: torch.device, crop: int, frames: int) -> dict:
     """One optimiser step of each stage at ``crop``: seconds and peak memory (bytes; GPU only)."""
     rows = {}
     for stage_name, stage_class in STAGE_CLASSES.items():
         model, diffusion = build_model(preset)
-        checkpointing = stage_name in CHECKPOINTED_STAGES
+        checkpointing = load_train_config(str(CONFIGS / f"sd21-{stage_name}.yaml"), stage_name).gradient_checkpointing
         if checkpointing:
             model.enable_gradient_checkpointing()
         stage = stage_class(model.to(device), diffusion).to(device).train()

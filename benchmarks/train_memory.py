@@ -138,11 +138,10 @@ def estimate(stage_name: str, config_path: str, crop: int | None, dtype: torch.d
     return {"stage": stage_name, "config": config_path, "crop": config.crop, "frames": config.frames,
             "batch_size": config.batch_size, "dtype": str(dtype).removeprefix("torch."),
             "gradient_checkpointing": config.gradient_checkpointing,
-            "frozen_weights_gib": round(frozen / GIB, 2), "trained_parameters_m": round(trained / 1e6, 1),
-            "optimizer_gib": round(trained * 16 / GIB, 2),
-            "activations_gib": round(activations["all"] / GIB, 2),
-            "activations_checkpointed_gib": round(activations["checkpointed"] / GIB, 2),
-            "peak_gib": round((frozen + trained * 16 + kept) / GIB, 1)}
+            "frozen_weights_gib": frozen / GIB, "trained_parameters_m": trained / 1e6,
+            "optimizer_gib": trained * 16 / GIB, "activations_gib": activations["all"] / GIB,
+            "activations_checkpointed_gib": activations["checkpointed"] / GIB,
+            "peak_gib": (frozen + trained * 16 + kept) / GIB}
 
 
 def main() -> None:
@@ -154,8 +153,9 @@ def main() -> None:
     args = parser.parse_args()
     for name in args.stage or STAGES:
         for dtype in args.dtype or ("bf16", "fp32"):
-            print(json.dumps(estimate(name, f"configs/train/{args.preset}-{name}.yaml", args.crop,
-                                      torch.bfloat16 if dtype == "bf16" else torch.float32)), flush=True)
+            row = estimate(name, f"configs/train/{args.preset}-{name}.yaml", args.crop,
+                           torch.bfloat16 if dtype == "bf16" else torch.float32)
+            print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
 
 
 if __name__ == "__main__":
