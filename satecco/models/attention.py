@@ -6,8 +6,6 @@ Feature volumes are ``(B, C, T, H, W)``; a window of ``(wt, wh, ww)`` becomes a 
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -65,15 +63,8 @@ def window_groups(size: tuple[int, int, int], spec: tuple[int, int, int, int, in
     """
     if not any(spec):
         return [(slice(None), None)]  # every window whole
-    return [(windows.to(device), None if tokens is None else tokens.to(device))
-            for windows, tokens in _window_groups(size, spec, window, batch)]
-
-
-@functools.lru_cache(maxsize=64)
-def _window_groups(size: tuple[int, int, int], spec: tuple[int, int, int, int, int, int],
-                   window: tuple[int, int, int], batch: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-    """:func:`window_groups` on the CPU, once per geometry: index bookkeeping from sizes alone (no device
-    syncs in every TFA call; the meta device has no ``unique``)."""
+    # Index bookkeeping from sizes alone: on the CPU (no device syncs; the meta device has no unique),
+    # then the indices move to ``device``.
     valid = torch.zeros((1, 1, *size), dtype=torch.bool)
     crop_volume(valid, spec).fill_(True)
     patterns = to_windows(valid, window)[..., 0]  # (nWin, S)
@@ -82,7 +73,8 @@ def _window_groups(size: tuple[int, int, int], spec: tuple[int, int, int, int, i
     for index, pattern in enumerate(unique):
         windows = torch.nonzero(which == index)[:, 0]
         windows = (windows[None] + len(patterns) * torch.arange(batch)[:, None]).reshape(-1)
-        groups.append((windows, None if bool(pattern.all()) else torch.nonzero(pattern)[:, 0]))
+        tokens = None if bool(pattern.all()) else torch.nonzero(pattern)[:, 0].to(device)
+        groups.append((windows.to(device), tokens))
     return groups
 
 
