@@ -50,7 +50,9 @@ def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bo
     else:
         # One logical CPU above the cores leaves room for the light decode and write tasks beside stage
         # actors that claim every core for torch's threads.
-        context = ray.init(num_cpus=num_cpus or (os.cpu_count() or 1) + 1, include_dashboard=dashboard,
+        # "local", not None: Ray would join whatever instance /tmp/ray/ray_current_cluster or RAY_ADDRESS
+        # names (another user's `ray start`, a stale one), and refuse num_cpus there.
+        context = ray.init("local", num_cpus=num_cpus or (os.cpu_count() or 1) + 1, include_dashboard=dashboard,
                            dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1", log_to_driver=log_to_driver)
     return f"http://{context.dashboard_url}" if not address and dashboard and context.dashboard_url else None
 

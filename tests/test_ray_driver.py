@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,11 @@ def test_local_instance_listens_on_loopback_only(tmp_path):
     )
     env = {k: v for k, v in os.environ.items()
            if k not in ("RAY_AUTH_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_worker_niceness")}
+    # Another instance on the machine (`ray start` records it in its temp folder; RAY_ADDRESS names one):
+    # the local instance is still this run's own, not a join that refuses num_cpus.
+    temp = tempfile.mkdtemp(prefix="rayown", dir="/tmp")  # short: Ray's socket paths live under it
+    Path(temp, "ray_current_cluster").write_text("127.0.0.1:1")
+    env.update(RAY_TMPDIR=temp, RAY_ADDRESS="127.0.0.1:1")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
