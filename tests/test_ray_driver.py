@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -148,7 +149,10 @@ def test_local_instance_listens_on_loopback_only(tmp_path):
     temp = tempfile.mkdtemp(prefix="rayown", dir="/tmp")  # short: Ray's socket paths live under it
     Path(temp, "ray_current_cluster").write_text("127.0.0.1:1")
     env.update(RAY_TMPDIR=temp, RAY_ADDRESS="127.0.0.1:1")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env)
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)  # the instance's session folder and sockets
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["auth"] == "token"
