@@ -5,7 +5,7 @@ Clips: the training validation crop (bikes.mp4, first 6 frames, 128x128 centre; 
 training) and a 128x128 crop of bigbuckbunny.mp4 frames 60-65 (training footage). Never the clips
 docs/ablation.md reports. Seed-0 noise, the preset's sampler; PSNR in RGB, mean over frames.
 
-    .venv/bin/python scripts/branch_ceiling.py [--weights FILE] [--base-model DIR]
+    .venv/bin/python scripts/branch_ceiling.py [--weights FILE] [--base-model DIR] [--start-step T]
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ def ceiling(model, diffusion, pair: dict[str, np.ndarray]) -> dict[str, float]:
     upscaled, latents, features = encode_steps(model, lr)
     denoised = denoise_steps(model, diffusion, latents, window_noise(0, 0, frames, latent_shape(model, lr)), frames)
     hr_latents, _ = model.encode(frames_to_model(pair["hr"]))
-    rows = {"X_u": psnr(upscaled), "X_d (Z_0 decoded)": psnr(model.decode(denoised, features, frames))}
+    decoded = model.decode(denoised, features, frames)
+    rows = {"X_u": psnr(upscaled), "X_d (Z_0 decoded)": psnr(decoded),
+            "X_H (refiner)": psnr(model.refiner(upscaled, decoded))}
     adapters = model.vae_adapters
     for adapted in (True, False):
         adapters.sfa_enabled = adapters.tfa_enabled = adapted
@@ -62,8 +64,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base-model", default=str(EMBEDDED_TINY))
     parser.add_argument("--weights", default=str(EMBEDDED_TINY / "satecco.safetensors"))
+    parser.add_argument("--start-step", type=int, help="sampling start step (default: the preset's)")
     args = parser.parse_args()
-    model, diffusion = build_model(TINY, base_model=args.base_model, weights=args.weights)
+    preset = TINY.with_diffusion(start_step=args.start_step)
+    model, diffusion = build_model(preset, base_model=args.base_model, weights=args.weights)
     results = {name: ceiling(model.eval(), diffusion, pair) for name, pair in clips().items()}
     names = list(results)
     print("| PSNR (dB) | " + " | ".join(names) + " |")
