@@ -3,7 +3,8 @@
 Each step: the worker's shard of windows -> the stage's loss -> AdamW on the stage's modules (DDP
 averages their gradients). Every ``checkpoint_every`` steps all workers call ``ray.train.report``;
 rank 0 attaches the checkpoint (the stage's modules as safetensors, the optimiser state, the step and
-the MLflow run id). A restarted worker group or a relaunched job with the same run name continues
+the MLflow run id, and with ``ema_decay`` the moving average of the weights, which rank 0 keeps and
+validates and exports). A restarted worker group or a relaunched job with the same run name continues
 from the last checkpoint via ``ray.train.get_checkpoint()``. MLflow and printing happen on rank 0 only.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers.training_utils import EMAModel
 
 from satecco.build import build_model, random_base_model
 from satecco.jobs.tracking import Tracker
@@ -27,9 +29,10 @@ from satecco.storage import atomic_output
 from satecco.training.config import TrainConfig
 from satecco.training.data import validation_pair
 from satecco.training.stages import STAGE_CLASSES, BaseStage
-from satecco.training.state import load_optimizer, save_optimizer
+from satecco.training.state import averaged_weights, load_ema, load_optimizer, save_ema, save_optimizer
 
 PROGRESS = "progress.json"
+EMA = "ema.safetensors"
 
 
 def build_stage(config: TrainConfig, rank: int) -> torch.nn.Module:
@@ -86,6 +89,21 @@ def _restore(stage, optimizer, checkpoint) -> tuple[int, str | None]:
     return progress["step"], progress["mlflow_run_id"]
 
 
+def _moving_average(config: TrainConfig, trained: list[torch.nn.Parameter], checkpoint,
+                    device: torch.device) -> EMAModel | None:
+    """The moving average of ``trained`` (None without ``ema_decay``): the checkpoint's, else one that
+    starts from the weights as they are."""
+    if not config.ema_decay:
+        return None
+    ema = EMAModel(trained, decay=config.ema_decay)
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            if (Path(folder) / EMA).exists():
+                load_ema(Path(folder) / EMA, ema)
+    ema.to(device)
+    return ema
+
+
 def train_step(stage: torch.nn.Module, wrapped: torch.nn.Module, optimizer: torch.optim.Optimizer,
                batch: dict[str, torch.Tensor], step: int, device: torch.device | str = "cpu",
                precision: str = "fp32") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -115,12 +133,13 @@ def train_loop_per_worker(loop_config: dict) -> None:
     # Stage 0 trains the VAE, then the UNet: in each phase the other network's parameters are unused.
     wrapped = ray.train.torch.prepare_model(
         stage, parallel_strategy_kwargs={"find_unused_parameters": config.stage == "base"})
-    optimizer = torch.optim.AdamW([p for p in stage.parameters() if p.requires_grad], lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    trained = [p for p in stage.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     step, run_id = 0, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         step, run_id = _restore(stage, optimizer, checkpoint)
+    ema = _moving_average(config, trained, checkpoint, device) if rank == 0 else None
     resumed_from = step
     tracker = Tracker(config, run_id) if rank == 0 else None
     validation = Validation(config, device) if rank == 0 and config.val else None
@@ -134,31 +153,35 @@ def train_loop_per_worker(loop_config: dict) -> None:
     while step < config.max_steps:
         for batch in shard.iter_torch_batches(batch_size=config.batch_size, drop_last=True):
             loss, logs = train_step(stage, wrapped, optimizer, batch, step, device, config.precision)
+            if ema is not None:
+                ema.step(trained)
             step += 1
             if tracker is not None and (step % config.log_every == 0 or step == config.max_steps):
                 tracker.metrics({"loss": loss.item(), **{k: v.item() for k, v in logs.items()}}, step=step)
             if validation is not None and (step % config.validate_every == 0 or step == config.max_steps):
-                psnrs, panel = validation(stage)
+                with averaged_weights(ema, trained):
+                    psnrs, panel = validation(stage)
                 tracker.metrics(psnrs, step=step)
                 tracker.frame(panel, key="val_bicubic_output_hr", step=step)
                 branches = "".join(f", {key[9:]} {value:.2f} dB" for key, value in psnrs.items() if key != "val_psnr")
                 print(f"[{config.name}] step {step}: loss {loss.item():.4f}, held-out PSNR "
                       f"{psnrs['val_psnr']:.2f} dB (bicubic {validation.bicubic_psnr:.2f} dB{branches})", flush=True)
             if step % config.checkpoint_every == 0 or step == config.max_steps:
-                _report(config, stage, optimizer, tracker, step, loss.item(), resumed_from)
+                _report(config, stage, optimizer, ema, tracker, step, loss.item(), resumed_from)
             if step >= config.max_steps:
                 break
 
     if tracker is not None:
         output = Path(config.output)
-        _export(stage, output)
+        with averaged_weights(ema, trained):
+            _export(stage, output)
         tracker.final(config, output)
         tracker.close()
         print(f"[{config.name}] wrote {output}", flush=True)
 
 
-def _report(config: TrainConfig, stage, optimizer, tracker: Tracker | None, step: int, loss: float,
-            resumed_from: int) -> None:
+def _report(config: TrainConfig, stage, optimizer, ema: EMAModel | None, tracker: Tracker | None, step: int,
+            loss: float, resumed_from: int) -> None:
     """Every worker reports; rank 0 (the one with a tracker) attaches the checkpoint."""
     import ray.train
 
@@ -169,6 +192,8 @@ def _report(config: TrainConfig, stage, optimizer, tracker: Tracker | None, step
             folder = Path(tmp)
             stage.save(folder)
             save_optimizer(folder / "optimizer.safetensors", optimizer)
+            if ema is not None:
+                save_ema(folder / EMA, ema)
             (folder / PROGRESS).write_text(json.dumps({"step": step, "mlflow_run_id": tracker.run_id}))
             if config.log_checkpoints:
                 tracker.checkpoint(folder, step)

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import ray_workers
 from media import textured_frames, write
+from safetensors.torch import load_file
 
 from satecco.training.config import TrainConfig
 
@@ -85,8 +87,9 @@ def test_two_workers_train_into_a_served_mlflow_run_survive_a_killed_worker_and_
     group restarts from it), the loss falls, a real `mlflow server` holds the whole run (params, every
     step's loss, validation, checkpoints, weights, a pyfunc model that upscales, registered, which
     `satecco upscale --weights models:/NAME@ALIAS` runs), and a rerun with the same name resumes from the
-    last checkpoint into the same MLflow run. One test: each training run costs ~50 s of Ray Train and
-    worker start-up on two cores."""
+    last checkpoint into the same MLflow run. The run keeps a moving average of its weights, checkpoints
+    it and exports it. One test: each training run costs ~50 s of Ray Train and worker start-up on two
+    cores."""
     import mlflow
 
     from satecco.cli import main
@@ -95,7 +98,7 @@ def test_two_workers_train_into_a_served_mlflow_run_survive_a_killed_worker_and_
 
     cfg = config(tmp_path, clip, "upscaler", max_steps=16, checkpoint_every=4, validate_every=8, max_failures=2,
                  tracking_uri=mlflow_server, log_checkpoints=True, run_name="served", registered_model="served-x4",
-                 experiment="two-workers")  # its own: the session's MLflow server is shared
+                 experiment="two-workers", ema_decay=0.9)  # its own experiment: the MLflow server is shared
     killed = kill_a_worker_after_the_first_checkpoint(tmp_path / "ray" / cfg.name)
     result = fit(cfg)
     assert killed, "no worker was killed"
@@ -120,7 +123,12 @@ def test_two_workers_train_into_a_served_mlflow_run_survive_a_killed_worker_and_
 
     artifacts = set(files())
     assert {"config.yaml", "weights/upscaler.out", "checkpoints/step-0000008/modules.safetensors",
-            "checkpoints/step-0000016/optimizer.safetensors"} <= artifacts
+            "checkpoints/step-0000016/optimizer.safetensors", "checkpoints/step-0000016/ema.safetensors"} <= artifacts
+    # the final weights are the moving average, not the last step's weights that the checkpoint resumes from
+    (last,) = (tmp_path / "ray" / cfg.name).glob("checkpoint_0000016/modules.safetensors")
+    exported, raw = load_file(cfg.output), load_file(last)
+    assert exported.keys() == raw.keys()
+    assert not torch.equal(exported["upscaler.to_pixels.weight"], raw["upscaler.to_pixels.weight"])
     assert any(a.startswith("images/val_bicubic_output_hr") and a.endswith(".png") for a in artifacts)
     mlflow.set_tracking_uri(mlflow_server)
     (model,) = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")

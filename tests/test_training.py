@@ -23,7 +23,7 @@ from satecco.training.data import (
 from satecco.training.degrade import degrade
 from satecco.training.losses import charbonnier, noise_loss
 from satecco.training.stages import STAGE_CLASSES, BaseStage
-from satecco.training.state import load_optimizer, save_optimizer
+from satecco.training.state import averaged_weights, load_ema, load_optimizer, save_ema, save_optimizer
 
 
 def test_bi_is_matlab_bicubic_per_frame():
@@ -170,6 +170,42 @@ def test_optimizer_state_round_trip_continues_exactly(tmp_path):
     step(model, optimizer)
     step(resumed, resumed_optimizer)
     torch.testing.assert_close(resumed.weight, model.weight, rtol=0, atol=0)
+
+
+def test_weight_average_follows_its_decay_resumes_exactly_and_swaps_in_only_inside_its_block(tmp_path):
+    from diffusers.training_utils import EMAModel
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 3)
+    trained = list(model.parameters())
+    ema = EMAModel(trained, decay=0.5)
+    start = model.weight.detach().clone()
+    history = [start]
+    for _ in range(4):
+        with torch.no_grad():
+            model.weight.add_(torch.randn_like(model.weight))
+        ema.step(trained)
+        history.append(model.weight.detach().clone())
+    # diffusers' schedule: decay min(0.5, (1 + n) / (10 + n)) at its n-th update after the first (0 at the first)
+    expected = history[1]
+    for n, weight in enumerate(history[2:], start=1):
+        decay = min(0.5, (1 + n) / (10 + n))
+        expected = decay * expected + (1 - decay) * weight
+    last = model.weight.detach().clone()
+    with averaged_weights(ema, trained):
+        torch.testing.assert_close(model.weight, expected)
+    torch.testing.assert_close(model.weight, last, rtol=0, atol=0)  # the trained values are back
+    with averaged_weights(None, trained):
+        torch.testing.assert_close(model.weight, last, rtol=0, atol=0)
+
+    save_ema(tmp_path / "ema.safetensors", ema)
+    resumed = EMAModel(trained, decay=0.9)  # the file restores the decay and the step count too
+    load_ema(tmp_path / "ema.safetensors", resumed)
+    assert resumed.optimization_step == ema.optimization_step == 4 and resumed.decay == 0.5
+    ema.step(trained)
+    resumed.step(trained)
+    for a, b in zip(resumed.shadow_params, ema.shadow_params, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 TRAINS = {"upscaler": {"upscaler"}, "unet": {"latent_encoder", "unet_adapters"}, "vae": {"vae_adapters"},

@@ -53,6 +53,9 @@ class TrainConfig:
     batch_size: PositiveInt = 2
     lr: PositiveFloat = 5e-5  # paper §4.1
     weight_decay: float = 1e-2
+    ema_decay: float = option(
+        0.0, "keep an exponential moving average of the trained weights with this decay (e.g. 0.999): "
+             "validation and the final weights use it (0: off)", ge=0.0, lt=1.0)
     max_steps: PositiveInt = option(1000, "optimiser steps in total (a resumed run counts on)")
     checkpoint_every: PositiveInt = 100
     validate_every: PositiveInt = 100
