@@ -80,28 +80,18 @@ class Validation:
         return psnrs, panel
 
 
-def _restore(stage, optimizer, checkpoint) -> tuple[int, str | None]:
+def _restore(stage, optimizer, ema: EMAModel | None, trained: list[torch.nn.Parameter],
+             checkpoint) -> tuple[int, str | None]:
     with checkpoint.as_directory() as folder:
         folder = Path(folder)
         stage.load(folder)
         load_optimizer(folder / "optimizer.safetensors", optimizer)
+        if ema is not None and (folder / EMA).exists():
+            load_ema(folder / EMA, ema)
+        elif ema is not None:  # the average turned on at a resume: it starts from the restored weights
+            ema.load_state_dict({"shadow_params": [p.detach() for p in trained]})
         progress = json.loads((folder / PROGRESS).read_text())
     return progress["step"], progress["mlflow_run_id"]
-
-
-def _moving_average(config: TrainConfig, trained: list[torch.nn.Parameter], checkpoint,
-                    device: torch.device) -> EMAModel | None:
-    """The moving average of ``trained`` (None without ``ema_decay``): the checkpoint's, else one that
-    starts from the weights as they are."""
-    if not config.ema_decay:
-        return None
-    ema = EMAModel(trained, decay=config.ema_decay)
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            if (Path(folder) / EMA).exists():
-                load_ema(Path(folder) / EMA, ema)
-    ema.to(device)
-    return ema
 
 
 def train_step(stage: torch.nn.Module, wrapped: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -135,11 +125,11 @@ def train_loop_per_worker(loop_config: dict) -> None:
         stage, parallel_strategy_kwargs={"find_unused_parameters": config.stage == "base"})
     trained = [p for p in stage.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
+    ema = EMAModel(trained, decay=config.ema_decay) if rank == 0 and config.ema_decay else None
     step, run_id = 0, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
-        step, run_id = _restore(stage, optimizer, checkpoint)
-    ema = _moving_average(config, trained, checkpoint, device) if rank == 0 else None
+        step, run_id = _restore(stage, optimizer, ema, trained, checkpoint)
     resumed_from = step
     tracker = Tracker(config, run_id) if rank == 0 else None
     validation = Validation(config, device) if rank == 0 and config.val else None

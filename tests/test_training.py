@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -179,16 +180,15 @@ def test_weight_average_follows_its_decay_resumes_exactly_and_swaps_in_only_insi
     model = torch.nn.Linear(5, 3)
     trained = list(model.parameters())
     ema = EMAModel(trained, decay=0.5)
-    start = model.weight.detach().clone()
-    history = [start]
+    history = []
     for _ in range(4):
         with torch.no_grad():
             model.weight.add_(torch.randn_like(model.weight))
         ema.step(trained)
         history.append(model.weight.detach().clone())
     # diffusers' schedule: decay min(0.5, (1 + n) / (10 + n)) at its n-th update after the first (0 at the first)
-    expected = history[1]
-    for n, weight in enumerate(history[2:], start=1):
+    expected = history[0]
+    for n, weight in enumerate(history[1:], start=1):
         decay = min(0.5, (1 + n) / (10 + n))
         expected = decay * expected + (1 - decay) * weight
     last = model.weight.detach().clone()
@@ -206,6 +206,54 @@ def test_weight_average_follows_its_decay_resumes_exactly_and_swaps_in_only_insi
     resumed.step(trained)
     for a, b in zip(resumed.shadow_params, ema.shadow_params, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_resumed_run_restores_the_checkpointed_average_or_starts_one_from_the_restored_weights(
+        tmp_path, tiny_parts):
+    import ray.train
+    from diffusers.training_utils import EMAModel
+
+    from satecco.jobs.loop import EMA, PROGRESS, _restore
+
+    model, diffusion = tiny_parts
+
+    def fresh():
+        stage = STAGE_CLASSES["refiner"](copy.deepcopy(model), diffusion, seed=0)
+        trained = [p for p in stage.parameters() if p.requires_grad]
+        return stage, trained, torch.optim.AdamW(trained), EMAModel(trained, decay=0.9)
+
+    stage, trained, optimizer, ema = fresh()
+    with torch.no_grad():
+        for p in trained:
+            p.add_(1.0)  # the weights at the checkpoint
+    ema.step(trained)  # its average: these weights (diffusers' first update copies them)
+    with torch.no_grad():
+        for p in trained:
+            p.add_(1.0)  # the checkpoint's last-step weights differ from its average
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    stage.save(folder)
+    save_optimizer(folder / "optimizer.safetensors", optimizer)
+    (folder / PROGRESS).write_text(json.dumps({"step": 1, "mlflow_run_id": None}))
+    saved_weights = [p.detach().clone() for p in trained]
+    saved_average = [p.clone() for p in ema.shadow_params]
+
+    def restored(with_average: bool) -> list[torch.Tensor]:
+        (folder / EMA).unlink(missing_ok=True)
+        if with_average:
+            save_ema(folder / EMA, ema)
+        resumed, resumed_trained, resumed_optimizer, resumed_ema = fresh()
+        step, _ = _restore(resumed, resumed_optimizer, resumed_ema, resumed_trained,
+                           ray.train.Checkpoint.from_directory(str(folder)))
+        assert step == 1
+        for p, saved in zip(resumed_trained, saved_weights, strict=True):
+            torch.testing.assert_close(p, saved, rtol=0, atol=0)
+        return resumed_ema.shadow_params
+
+    for average, saved in zip(restored(with_average=True), saved_average, strict=True):
+        torch.testing.assert_close(average, saved, rtol=0, atol=0)
+    for average, saved in zip(restored(with_average=False), saved_weights, strict=True):
+        torch.testing.assert_close(average, saved, rtol=0, atol=0)
 
 
 TRAINS = {"upscaler": {"upscaler"}, "unet": {"latent_encoder", "unet_adapters"}, "vae": {"vae_adapters"},

@@ -55,13 +55,16 @@ def save_ema(path: str | Path, ema: EMAModel) -> None:
 
 
 def load_ema(path: str | Path, ema: EMAModel) -> None:
-    """Restore ``ema`` from a file written by :func:`save_ema`."""
+    """Restore ``ema`` from a file written by :func:`save_ema`, onto the device of its averages."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
         state = json.loads(handle.metadata()["state"])
     tensors = load_file(str(path))
-    ema.load_state_dict({**state, "shadow_params": [tensors[str(i)] for i in range(len(tensors))]})
+    if len(tensors) != len(ema.shadow_params):
+        raise ValueError(f"{path}: {len(tensors)} averaged tensors for {len(ema.shadow_params)} trained parameters")
+    ema.load_state_dict({**state, "shadow_params": [tensors[str(i)].to(current.device)
+                                                    for i, current in enumerate(ema.shadow_params)]})
 
 
 @contextmanager
