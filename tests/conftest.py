@@ -114,4 +114,12 @@ def ray_workers(fragment: str) -> list:
     from ray._private.worker import _global_node
 
     raylet = _global_node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
-    return [p for p in psutil.Process(raylet).children() if fragment in " ".join(p.cmdline())]
+    workers = []
+    for process in psutil.Process(raylet).children():
+        try:
+            command = " ".join(process.cmdline())
+        except psutil.Error:  # exited (or a zombie not yet reaped) since children() listed it
+            continue
+        if fragment in command:
+            workers.append(process)
+    return workers
