@@ -248,7 +248,13 @@ def test_a_resumed_run_restores_the_checkpointed_average_or_starts_one_from_the_
         assert step == 1
         for p, saved in zip(resumed_trained, saved_weights, strict=True):
             torch.testing.assert_close(p, saved, rtol=0, atol=0)
-        return resumed_ema.shadow_params
+        averages = [a.clone() for a in resumed_ema.shadow_params]
+        with torch.no_grad():
+            for p in resumed_trained:
+                p.add_(1.0)  # training goes on: the average must hold its own copies, not views of the weights
+        for average, before in zip(resumed_ema.shadow_params, averages, strict=True):
+            torch.testing.assert_close(average, before, rtol=0, atol=0)
+        return averages
 
     for average, saved in zip(restored(with_average=True), saved_average, strict=True):
         torch.testing.assert_close(average, saved, rtol=0, atol=0)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from diffusers.training_utils import EMAModel
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 
@@ -56,15 +57,13 @@ def save_ema(path: str | Path, ema: EMAModel) -> None:
 
 def load_ema(path: str | Path, ema: EMAModel) -> None:
     """Restore ``ema`` from a file written by :func:`save_ema`, onto the device of its averages."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as handle:
         state = json.loads(handle.metadata()["state"])
-    tensors = load_file(str(path))
-    if len(tensors) != len(ema.shadow_params):
-        raise ValueError(f"{path}: {len(tensors)} averaged tensors for {len(ema.shadow_params)} trained parameters")
-    ema.load_state_dict({**state, "shadow_params": [tensors[str(i)].to(current.device)
-                                                    for i, current in enumerate(ema.shadow_params)]})
+        if len(handle.keys()) != len(ema.shadow_params):
+            raise ValueError(f"{path}: {len(handle.keys())} averaged tensors for {len(ema.shadow_params)} "
+                             "trained parameters")
+        averages = [handle.get_tensor(str(i)).to(current.device) for i, current in enumerate(ema.shadow_params)]
+    ema.load_state_dict({**state, "shadow_params": averages})
 
 
 @contextmanager
