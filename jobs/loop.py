@@ -42,7 +42,7 @@ def build_stage(config: TrainConfig, rank: int) -> torch.nn.Module:
     if config.stage == "base":  # no base model yet: the schedule it is trained with, saved with it
         base = random_base_model(preset, config.seed)
         diffusion = base_schedule(preset.diffusion, {}, config.diffusion_overrides())
-        return BaseStage(base, diffusion, vae_steps=round(config.max_steps * config.base_fraction_vae),
+        return BaseStage(base, diffusion, vae_steps=config.base_vae_steps,
                          kl_weight=config.kl_weight, seed=seed, max_timestep=config.max_timestep)
     model, diffusion = build_model(preset, base_model=config.base_model, weights=config.weights, seed=config.seed,
                                    diffusion=config.diffusion_overrides())
@@ -142,12 +142,15 @@ def train_loop_per_worker(loop_config: dict) -> None:
     loss = torch.tensor(float("nan"))
     while step < config.max_steps:
         for batch in shard.iter_torch_batches(batch_size=config.batch_size, drop_last=True):
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate(step)
             loss, logs = train_step(stage, wrapped, optimizer, batch, step, device, config.precision)
             if ema is not None:
                 ema.step(trained)
             step += 1
             if tracker is not None and (step % config.log_every == 0 or step == config.max_steps):
-                tracker.metrics({"loss": loss.item(), **{k: v.item() for k, v in logs.items()}}, step=step)
+                tracker.metrics({"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
+                                 **{k: v.item() for k, v in logs.items()}}, step=step)
             if validation is not None and (step % config.validate_every == 0 or step == config.max_steps):
                 with averaged_weights(ema, trained):
                     psnrs, panel = validation(stage)

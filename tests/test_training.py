@@ -346,6 +346,18 @@ def test_train_config_errors_name_the_file(tmp_path):
     assert config.data == ("a.mp4",) and config.max_steps == 5 and config.lr == 5e-5
 
 
+def test_cosine_learning_rate_decays_over_each_phase_and_restarts_for_the_base_unet():
+    base = load_train_config(None, "base", lr=1e-3, max_steps=400, base_fraction_vae=0.75, lr_schedule="cosine")
+    rates = [base.learning_rate(step) for step in range(400)]
+    assert rates[0] == rates[300] == pytest.approx(1e-3)  # the VAE's phase, then the UNet's, start at lr
+    assert rates[150] == pytest.approx(5e-4) and rates[350] == pytest.approx(5e-4)
+    assert rates[299] < 1e-6 and rates[399] < 1e-5
+    assert all(a > b for a, b in zip(rates[:299], rates[1:300], strict=True))
+    unet = load_train_config(None, "unet", lr=1e-4, max_steps=100, lr_schedule="cosine")
+    assert unet.learning_rate(0) == pytest.approx(1e-4) and unet.learning_rate(50) == pytest.approx(5e-5)
+    assert load_train_config(None, "unet", lr=1e-4, max_steps=100).learning_rate(99) == 1e-4
+
+
 @pytest.fixture(scope="module")
 def grating(tmp_path_factory):
     return str(write(tmp_path_factory.mktemp("data") / "grating.mkv", textured_frames(), "ffv1"))

@@ -3,8 +3,10 @@ validated by the same mechanism as every other option (:mod:`satecco.options`)."
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +21,8 @@ from satecco.presets import BETA_SCHEDULES, PREDICTION_TYPES
 DEGRADATIONS = ("bi", "bd")
 #: stage name -> paper §3.5 (``base`` is the tiny preset's own base VAE and UNet, "stage 0")
 TRAINING_STAGES = ("base", "upscaler", "unet", "vae", "refiner")
+#: how the learning rate moves over a run (TrainConfig.learning_rate)
+LR_SCHEDULES = ("constant", "cosine")
 #: what stage ``vae`` decodes (satecco.training.stages.VAEStage)
 VAE_LATENTS = ("hr", "sampled")
 
@@ -53,6 +57,9 @@ class TrainConfig:
     batch_size: PositiveInt = 2
     lr: PositiveFloat = 5e-5  # paper §4.1
     weight_decay: float = 1e-2
+    lr_schedule: Literal[LR_SCHEDULES] = option(
+        "constant", "learning rate over the steps: constant, or cosine (from lr down to 0 at max_steps; stage base: "
+                    "one cosine per phase, so that the VAE settles before the UNet trains on its latents)")
     ema_decay: float = option(
         0.0, "keep an exponential moving average of the trained weights with this decay (e.g. 0.999): "
              "validation and the final weights use it (0: off)", ge=0.0, lt=1.0)
@@ -96,6 +103,21 @@ class TrainConfig:
             raise ValueError("stage 'base' trains the tiny preset's own VAE and UNet only; "
                              f"preset {self.preset!r} starts from a pretrained --base-model")
         return self
+
+    @property
+    def base_vae_steps(self) -> int:
+        """Stage ``base``: the steps that train the VAE, before the UNet's."""
+        return round(self.max_steps * self.base_fraction_vae)
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of optimiser step ``step`` (0-based). ``cosine``: half a cosine from ``lr`` to 0
+        over each phase (stage ``base``: the VAE's steps, then the UNet's; the other stages: the whole run).
+        A function of the step alone, so a resumed run picks up the schedule where it stopped."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        bounds = (0, self.base_vae_steps, self.max_steps) if self.stage == "base" else (0, self.max_steps)
+        start, end = next((a, b) for a, b in pairwise(bounds) if step < b or b == self.max_steps)
+        return self.lr * 0.5 * (1 + math.cos(math.pi * min(step - start, end - start) / max(end - start, 1)))
 
     def diffusion_overrides(self) -> dict:
         """The :class:`~satecco.presets.DiffusionConfig` fields this run sets (``None``: not set)."""
