@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, replace
-from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -112,11 +111,14 @@ class TrainConfig:
     def learning_rate(self, step: int) -> float:
         """The learning rate of optimiser step ``step`` (0-based). ``cosine``: half a cosine from ``lr`` to 0
         over each phase (stage ``base``: the VAE's steps, then the UNet's; the other stages: the whole run).
-        A function of the step alone, so a resumed run picks up the schedule where it stopped."""
+        A function of the step alone, so a resumed run picks up the schedule where it stopped. (Written here
+        rather than with diffusers' ``get_cosine_schedule_with_warmup``: that is a stateful ``LambdaLR`` whose
+        restarts come in equal cycles, not at stage ``base``'s phase boundary.)"""
         if self.lr_schedule == "constant":
             return self.lr
-        bounds = (0, self.base_vae_steps, self.max_steps) if self.stage == "base" else (0, self.max_steps)
-        start, end = next((a, b) for a, b in pairwise(bounds) if step < b or b == self.max_steps)
+        start, end = 0, self.max_steps
+        if self.stage == "base":
+            start, end = (self.base_vae_steps, end) if step >= self.base_vae_steps else (0, self.base_vae_steps)
         return self.lr * 0.5 * (1 + math.cos(math.pi * min(step - start, end - start) / max(end - start, 1)))
 
     def diffusion_overrides(self) -> dict:
