@@ -48,7 +48,8 @@ def build_stage(config: TrainConfig, rank: int) -> torch.nn.Module:
                                    diffusion=config.diffusion_overrides())
     if config.gradient_checkpointing:
         model.enable_gradient_checkpointing()
-    options = {"latents": config.vae_latents} if config.stage == "vae" else {}
+    latents = {"vae": config.vae_latents, "unet": config.unet_latents}
+    options = {"latents": latents[config.stage]} if config.stage in latents else {}
     return STAGE_CLASSES[config.stage](model, diffusion, seed=seed, max_timestep=config.max_timestep, **options)
 
 

@@ -151,6 +151,68 @@ def test_noise_loss_is_zero_for_the_true_noise_and_uses_one_level_per_clip():
     assert blind.item() == pytest.approx(1.0, abs=0.2)
 
 
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_landing_loss_trains_the_samplers_step_from_the_upscaled_latents_onto_the_hr_ones(prediction_type):
+    """A UNet with zero landing loss makes the tiny preset's sampler (one DDIM step from its start step)
+    turn the latents it starts from into the target latents; one that returns its input's noise does not."""
+    from dataclasses import replace
+
+    from satecco.diffusion import denoise, make_scheduler, sampling_timesteps
+    from satecco.presets import TINY
+    from satecco.training.losses import diffusion_target, landing_loss
+
+    diffusion = replace(TINY.diffusion, prediction_type=prediction_type)
+    scheduler, timesteps = make_scheduler(diffusion), sampling_timesteps(diffusion)
+    generator = torch.Generator().manual_seed(0)
+    start, target = torch.randn(6, 4, 8, 8, generator=generator), torch.randn(6, 4, 8, 8, generator=generator)
+    seen = []
+
+    def lands(z, t):  # the prediction under which z_t is target noised
+        seen.append(t.clone())
+        alpha = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return diffusion_target(target, (z - alpha.sqrt() * target) / (1 - alpha).sqrt(), t, scheduler)
+
+    assert landing_loss(lands, start, target, scheduler, timesteps, generator, frames=3).item() < 1e-10
+    assert set(seen[0].tolist()) <= set(timesteps.tolist())
+    noise = torch.randn(start.shape, generator=generator)
+    torch.testing.assert_close(denoise(lands, start, noise, diffusion), target, rtol=0, atol=1e-4)
+
+    def keeps(z, t):  # the noise-loss optimum for a UNet that trusts z_t: start's own noise
+        return diffusion_target(start, noise, t, scheduler)
+
+    assert landing_loss(keeps, start, target, scheduler, timesteps, torch.Generator().manual_seed(1)).item() > 1
+    torch.testing.assert_close(denoise(keeps, start, noise, diffusion), start, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("latents", ["hr", "upscaled"])
+def test_unet_stage_noises_the_hr_latents_or_those_of_x_u(latents, tiny_parts):
+    """Stage 2 noises the HR latents to any t up to max_timestep (the paper's noise loss) or, with
+    ``latents="upscaled"``, the latents of X_u to the sampler's own timesteps, as inference does."""
+    from satecco.diffusion import sampling_timesteps
+
+    model, diffusion = tiny_parts
+    stage = STAGE_CLASSES["unet"](copy.deepcopy(model), diffusion, seed=3, latents=latents, max_timestep=124)
+    hr = torch.rand(1, 6, 3, 32, 32) * 2 - 1
+    lr = torch.nn.functional.interpolate(hr[0], scale_factor=0.25, mode="area")[None]
+    seen = []
+    stage.model.unet.register_forward_pre_hook(lambda m, args: seen.append((args[0], args[1])))
+    stage(hr, lr)
+    (noisy, t), = seen
+    replay = torch.Generator().manual_seed(3)  # the stage's draws: the clip's timestep, then the noise
+    if latents == "hr":
+        start, level = stage.model.encode(hr)[0], torch.randint(0, 125, (1,), generator=replay)
+    else:
+        timesteps = sampling_timesteps(diffusion)
+        start = stage.model.encode(stage.model.upscaler(lr))[0]
+        level = timesteps[torch.randint(0, len(timesteps), (1,), generator=replay)]
+    noise = torch.randn(start.shape, generator=replay)
+    assert t.tolist() == level.repeat(6).tolist()
+    torch.testing.assert_close(noisy, stage.scheduler.add_noise(start, noise, t))
+    assert not torch.allclose(stage.model.encode(hr)[0], stage.model.encode(stage.model.upscaler(lr))[0], atol=1e-3)
+    with pytest.raises(ValueError, match="latents='sampled'"):
+        STAGE_CLASSES["unet"](copy.deepcopy(model), diffusion, latents="sampled")
+
+
 def test_optimizer_state_round_trip_continues_exactly(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Linear(5, 3)

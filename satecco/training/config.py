@@ -24,6 +24,8 @@ TRAINING_STAGES = ("base", "upscaler", "unet", "vae", "refiner")
 LR_SCHEDULES = ("constant", "cosine")
 #: what stage ``vae`` decodes (satecco.training.stages.VAEStage)
 VAE_LATENTS = ("hr", "sampled")
+#: what stage ``unet`` noises (satecco.training.stages.UNetStage)
+UNET_LATENTS = ("hr", "upscaled")
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,9 @@ class TrainConfig:
     vae_latents: Literal[VAE_LATENTS] = option(
         "hr", "stage vae: decode the HR frames' latents (paper) or the Z_0 that stages 1-2 sample from X_u "
               "(as at inference; StableSR's CFW)")
+    unet_latents: Literal[UNET_LATENTS] = option(
+        "hr", "stage unet: the noise loss on the HR frames' latents (paper), or the latents of X_u noised at the "
+              "sampler's own timesteps, learning the step that lands on the HR latents (as at inference)")
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

@@ -41,6 +41,25 @@ def noise_loss(predict, latents: torch.Tensor, scheduler, generator: torch.Gener
     return F.mse_loss(predict(noisy, timesteps).float(), diffusion_target(latents, noise, timesteps, scheduler).float())
 
 
+def landing_loss(predict, start: torch.Tensor, target: torch.Tensor, scheduler, timesteps: torch.Tensor,
+                 generator: torch.Generator | None = None, frames: int = 1) -> torch.Tensor:
+    """The sampler's own step as the objective: ``z_t`` is ``start`` ``(B·T, c, h, w)`` (the latents that
+    inference noises: those of ``X_u``) noised to a ``t`` drawn from ``timesteps`` (the sampler's, one per
+    clip of ``frames``), and the UNet learns the prediction under which ``z_t`` is ``target`` (the HR
+    latents) noised, ``eps* = (z_t - sqrt(a_t) target) / sqrt(1 - a_t)``: a deterministic DDIM step from
+    ``t`` then estimates ``x_0 = target``. The noise loss noises ``target`` instead, so near ``t = 0`` the
+    UNet learns to keep what it is given, and at inference it keeps the latents of ``X_u``.
+    """
+    clips = start.shape[0] // frames
+    chosen = torch.randint(0, len(timesteps), (clips,), generator=generator)
+    t = timesteps[chosen].repeat_interleave(frames).to(start.device)
+    noise = torch.randn(start.shape, generator=generator).to(start)
+    noisy = scheduler.add_noise(start, noise, t)
+    alpha = scheduler.alphas_cumprod.to(start.device)[t].view(-1, 1, 1, 1).to(start.dtype)
+    landing = (noisy - alpha.sqrt() * target) / (1 - alpha).sqrt()
+    return F.mse_loss(predict(noisy, t).float(), diffusion_target(target, landing, t, scheduler).float())
+
+
 def kl_loss(posterior) -> torch.Tensor:
     """Mean KL divergence of a diffusers ``DiagonalGaussianDistribution`` from N(0, I), per element."""
     return posterior.kl().mean() / posterior.mean[0].numel()

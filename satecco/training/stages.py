@@ -7,7 +7,8 @@ A stage is an ``nn.Module`` whose ``forward(hr, lr)`` returns ``(loss, logs)`` f
 - ``base`` (tiny preset only, "stage 0"): the base VAE (L1 + KL), then the base UNet (noise loss);
 - ``upscaler``: the TMSA video upscaler, Charbonnier loss to the HR frames;
 - ``unet``: SFA/TFA in the UNet decoder and the latent encoder E_z, noise loss on the HR latents
-  with guidance from the latents of ``X_u``, UNet frozen;
+  (or the sampler's step from the latents of ``X_u`` to them) with guidance from the latents of ``X_u``,
+  UNet frozen;
 - ``vae``: SFA/TFA in the VAE decoder, decoding the HR latents guided by the encoder features of
   ``X_u``, Charbonnier loss to the HR frames;
 - ``refiner``: the refiner on (decoded ``X_d``, HR) pairs, ``X_d`` from the whole frozen pipeline.
@@ -25,12 +26,12 @@ from torch import nn
 
 from satecco.build import BaseModel
 from satecco.checkpoints import load_weights, save_weights
-from satecco.diffusion import make_scheduler
+from satecco.diffusion import make_scheduler, sampling_timesteps
 from satecco.models.satecco import SATeCo
 from satecco.pipeline import denoise_steps, encode_steps, run_steps, window_noise
 from satecco.presets import DiffusionConfig
-from satecco.training.config import VAE_LATENTS
-from satecco.training.losses import charbonnier, kl_loss, noise_loss
+from satecco.training.config import UNET_LATENTS, VAE_LATENTS
+from satecco.training.losses import charbonnier, kl_loss, landing_loss, noise_loss
 
 
 def latent_shape(model: SATeCo, lr: torch.Tensor) -> tuple[int, int, int]:
@@ -99,9 +100,24 @@ class UpscalerStage(TrainingStage):
 
 
 class UNetStage(TrainingStage):
-    """Stage 2: E_z and the UNet's SFA/TFA; noise loss on the HR latents, guided by the latents of X_u."""
+    """Stage 2: E_z and the UNet's SFA/TFA, guided by the latents of X_u.
+
+    ``latents`` says what the UNet denoises: ``"hr"``, the HR latents noised to any ``t`` up to
+    ``max_timestep`` (the noise loss, paper §3.5), or ``"upscaled"``, the latents of X_u noised to the
+    sampler's own timesteps, as at inference, with the step that lands on the HR latents as the target
+    (:func:`~satecco.training.losses.landing_loss`). From a small start step, a UNet trained the first way
+    returns the latents of X_u nearly unchanged (the tiny preset's ``X_d`` stays under ``X_u``).
+    """
 
     trains = ("latent_encoder", "unet_adapters")
+
+    def __init__(self, model: SATeCo, diffusion: DiffusionConfig, seed: int = 0, max_timestep: int | None = None,
+                 latents: str = "hr"):
+        if latents not in UNET_LATENTS:
+            raise ValueError(f"latents={latents!r}: choose one of {UNET_LATENTS}")
+        super().__init__(model, diffusion, seed=seed, max_timestep=max_timestep)
+        self.latents = latents
+        self.timesteps = sampling_timesteps(diffusion)
 
     def forward(self, hr, lr):
         model, frames = self.model, hr.shape[1]
@@ -109,8 +125,16 @@ class UNetStage(TrainingStage):
             guide_latents, _ = model.encode(model.upscaler(lr))
             target_latents, _ = model.encode(hr)
         guidance = model.latent_encoder(guide_latents)
-        loss = noise_loss(lambda z, t: model.predict_noise(z, t, guidance, frames), target_latents,
-                          self.scheduler, self.generator, frames=frames, max_timestep=self.max_timestep)
+
+        def predict(z, t):
+            return model.predict_noise(z, t, guidance, frames)
+
+        if self.latents == "upscaled":
+            loss = landing_loss(predict, guide_latents, target_latents, self.scheduler, self.timesteps,
+                                self.generator, frames=frames)
+        else:
+            loss = noise_loss(predict, target_latents, self.scheduler, self.generator, frames=frames,
+                              max_timestep=self.max_timestep)
         return loss, {"noise_mse": loss.detach()}
 
 
