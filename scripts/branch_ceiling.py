@@ -1,5 +1,6 @@
 """Where the diffusion branch loses PSNR: X_u, X_d, and the guided VAE decoder's output on the latents
-of X_u and of the HR frames, with and without its SFA/TFA (docs/training.md, issue 14).
+of X_u and of the HR frames, with and without its SFA/TFA, and how far the latents of X_u and Z_0 lie from
+the HR latents (docs/training.md, issue 14).
 
 Clips: the training validation crop (bikes.mp4, first 6 frames, 128x128 centre; watched during
 training) and a 128x128 crop of bigbuckbunny.mp4 frames 60-65 (training footage). Never the clips
@@ -36,8 +37,10 @@ def clips() -> dict[str, dict[str, np.ndarray]]:
 
 
 @torch.no_grad()
-def ceiling(model, diffusion, pair: dict[str, np.ndarray]) -> dict[str, float]:
-    """PSNR of each branch for ``pair`` (``{"lr", "hr"}``, ``(T, H, W, 3)`` uint8 clips)."""
+def ceiling(model, diffusion, pair: dict[str, np.ndarray]) -> tuple[dict[str, float], dict[str, float]]:
+    """PSNR of each branch for ``pair`` (``{"lr", "hr"}``, ``(T, H, W, 3)`` uint8 clips), and the RMS
+    distance of the latents of X_u and of ``Z_0`` to the HR latents: a UNet step that helps brings
+    ``Z_0`` closer to them than the latents of X_u it starts from."""
     lr = frames_to_model(pair["lr"])
     frames = lr.shape[1]
 
@@ -57,7 +60,9 @@ def ceiling(model, diffusion, pair: dict[str, np.ndarray]) -> dict[str, float]:
         rows[f"{label} decoder on the latents of X_u"] = psnr(model.decode(latents, features, frames))
         rows[f"{label} decoder on the HR latents"] = psnr(model.decode(hr_latents, features, frames))
     adapters.sfa_enabled = adapters.tfa_enabled = True
-    return rows
+    distances = {name: (z - hr_latents).pow(2).mean().sqrt().item()
+                 for name, z in (("Z (latents of X_u)", latents), ("Z_0 (after the UNet)", denoised))}
+    return rows, distances
 
 
 def main() -> None:
@@ -70,10 +75,11 @@ def main() -> None:
     model, diffusion = build_model(preset, base_model=args.base_model, weights=args.weights)
     results = {name: ceiling(model.eval(), diffusion, pair) for name, pair in clips().items()}
     names = list(results)
-    print("| PSNR (dB) | " + " | ".join(names) + " |")
-    print("| --- |" + " ---: |" * len(names))
-    for row in results[names[0]]:
-        print(f"| {row} | " + " | ".join(f"{results[name][row]:.2f}" for name in names) + " |")
+    for index, (heading, digits) in enumerate((("PSNR (dB)", 2), ("RMS distance to the HR latents", 3))):
+        print(f"\n| {heading} | " + " | ".join(names) + " |")
+        print("| --- |" + " ---: |" * len(names))
+        for row in results[names[0]][index]:
+            print(f"| {row} | " + " | ".join(f"{results[name][index][row]:.{digits}f}" for name in names) + " |")
 
 
 if __name__ == "__main__":
