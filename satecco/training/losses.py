@@ -31,13 +31,8 @@ def noise_loss(predict, latents: torch.Tensor, scheduler, generator: torch.Gener
     share their noise level) and ``eps ~ N(0, I)``; ``predict(z_t, t)`` is the UNet. A model that samples
     from ``start_step`` down never sees a larger ``t``, so its training need not spend steps on one.
     """
-    clips = latents.shape[0] // frames
     highest = scheduler.config.num_train_timesteps - 1 if max_timestep is None else max_timestep
-    timesteps = torch.randint(0, highest + 1, (clips,), generator=generator)
-    timesteps = timesteps.repeat_interleave(frames)
-    noise = torch.randn(latents.shape, generator=generator).to(latents)
-    timesteps = timesteps.to(latents.device)
-    noisy = scheduler.add_noise(latents, noise, timesteps)
+    noisy, noise, timesteps = _noised(latents, scheduler, torch.arange(highest + 1), generator, frames)
     return F.mse_loss(predict(noisy, timesteps).float(), diffusion_target(latents, noise, timesteps, scheduler).float())
 
 
@@ -50,14 +45,21 @@ def landing_loss(predict, start: torch.Tensor, target: torch.Tensor, scheduler, 
     ``t`` then estimates ``x_0 = target``. The noise loss noises ``target`` instead, so near ``t = 0`` the
     UNet learns to keep what it is given, and at inference it keeps the latents of ``X_u``.
     """
-    clips = start.shape[0] // frames
-    chosen = torch.randint(0, len(timesteps), (clips,), generator=generator)
-    t = timesteps[chosen].repeat_interleave(frames).to(start.device)
-    noise = torch.randn(start.shape, generator=generator).to(start)
-    noisy = scheduler.add_noise(start, noise, t)
+    noisy, _, t = _noised(start, scheduler, timesteps, generator, frames)
     alpha = scheduler.alphas_cumprod.to(start.device)[t].view(-1, 1, 1, 1).to(start.dtype)
     landing = (noisy - alpha.sqrt() * target) / (1 - alpha).sqrt()
     return F.mse_loss(predict(noisy, t).float(), diffusion_target(target, landing, t, scheduler).float())
+
+
+def _noised(latents: torch.Tensor, scheduler, timesteps: torch.Tensor, generator: torch.Generator | None,
+            frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(z_t, eps, t)`` for ``latents`` ``(B·T, c, h, w)``: one ``t`` from ``timesteps`` per clip of ``frames``
+    (a clip's frames share their noise level), drawn before ``eps ~ N(0, I)``."""
+    clips = latents.shape[0] // frames
+    t = timesteps[torch.randint(0, len(timesteps), (clips,), generator=generator)]
+    t = t.repeat_interleave(frames).to(latents.device)
+    noise = torch.randn(latents.shape, generator=generator).to(latents)
+    return scheduler.add_noise(latents, noise, t), noise, t
 
 
 def kl_loss(posterior) -> torch.Tensor:

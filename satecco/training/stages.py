@@ -17,6 +17,7 @@ A stage is an ``nn.Module`` whose ``forward(hr, lr)`` returns ``(loss, logs)`` f
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -45,9 +46,15 @@ class TrainingStage(nn.Module):
     """Stages 1–4: SATeCo with the modules named in ``trains`` trainable and everything else frozen."""
 
     trains: tuple[str, ...] = ()
+    #: what ``latents`` may name (stages ``unet`` and ``vae``); the first is the default
+    latent_choices: tuple[str, ...] = ()
 
-    def __init__(self, model: SATeCo, diffusion: DiffusionConfig, seed: int = 0, max_timestep: int | None = None):
+    def __init__(self, model: SATeCo, diffusion: DiffusionConfig, seed: int = 0, max_timestep: int | None = None,
+                 latents: str | None = None):
         super().__init__()
+        if latents is not None and latents not in self.latent_choices:
+            raise ValueError(f"latents={latents!r}: choose one of {self.latent_choices}")
+        self.latents = latents or (self.latent_choices[0] if self.latent_choices else None)
         self.model = model.requires_grad_(False).eval()
         #: the noise loss draws t up to this: the schedule's start step unless the config says otherwise
         self.max_timestep = diffusion.start_step if max_timestep is None else max_timestep
@@ -110,14 +117,12 @@ class UNetStage(TrainingStage):
     """
 
     trains = ("latent_encoder", "unet_adapters")
+    latent_choices = UNET_LATENTS
 
-    def __init__(self, model: SATeCo, diffusion: DiffusionConfig, seed: int = 0, max_timestep: int | None = None,
-                 latents: str = "hr"):
-        if latents not in UNET_LATENTS:
-            raise ValueError(f"latents={latents!r}: choose one of {UNET_LATENTS}")
-        super().__init__(model, diffusion, seed=seed, max_timestep=max_timestep)
-        self.latents = latents
-        self.timesteps = sampling_timesteps(diffusion)
+    @cached_property
+    def timesteps(self) -> torch.Tensor:
+        """The sampler's timesteps, where ``"upscaled"`` noises the latents of X_u to."""
+        return sampling_timesteps(self.diffusion)
 
     def forward(self, hr, lr):
         model, frames = self.model, hr.shape[1]
@@ -148,13 +153,7 @@ class VAEStage(TrainingStage):
     """
 
     trains = ("vae_adapters",)
-
-    def __init__(self, model: SATeCo, diffusion: DiffusionConfig, seed: int = 0, max_timestep: int | None = None,
-                 latents: str = "hr"):
-        if latents not in VAE_LATENTS:
-            raise ValueError(f"latents={latents!r}: choose one of {VAE_LATENTS}")
-        super().__init__(model, diffusion, seed=seed, max_timestep=max_timestep)
-        self.latents = latents
+    latent_choices = VAE_LATENTS
 
     def forward(self, hr, lr):
         model, frames = self.model, hr.shape[1]
