@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/satecco upscale samples/bbb_160x90.mp4 -o $(DEMO_OUT) --pipeline-config configs/pipeline/cpu.yaml
 
+# Two pytest processes, whole test files each: one's Ray start-up and waits overlap the other's work.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
