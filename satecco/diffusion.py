@@ -45,13 +45,23 @@ def make_scheduler(config: DiffusionConfig):
 def set_sampling_timesteps(scheduler, config: DiffusionConfig, device=None) -> torch.Tensor:
     """Set ``scheduler``'s timesteps to ``config.steps`` over the whole schedule and return those at or
     below ``start_step``. Where no step of that schedule is that low (``--steps 1`` with the tiny
-    preset's start step 124), the step count is raised to the fewest that has one: one step runs."""
+    preset's start step 124), the step count is raised to the fewest that has one: one step runs.
+
+    Step counts whose schedule holds a negative timestep are refused, or skipped while raising: diffusers'
+    ``trailing`` spacing rounds ``arange(T, 0, -T / n)``, which for some ``n`` (61, 103, 121, … with
+    ``T = 1000``) ends on a point just above 0, so the schedule gets ``n + 1`` timesteps, the last ``-1``,
+    and ``alphas_cumprod[-1]`` (the noisiest level) at what should be the cleanest step."""
     if not 0 < config.start_step < config.num_train_timesteps:
         raise ValueError(f"start_step={config.start_step} must lie in 1..{config.num_train_timesteps - 1}")
     if config.steps < 1:
         raise ValueError(f"steps={config.steps} must be at least 1")
     for steps in range(config.steps, config.num_train_timesteps + 1):
         scheduler.set_timesteps(steps, device=device)
+        if bool((scheduler.timesteps < 0).any()):
+            if steps == config.steps:
+                raise ValueError(f"steps={steps}: the sampler's {config.timestep_spacing!r} spacing gives a "
+                                 f"timestep of -1 at this step count (diffusers' rounding); choose another")
+            continue
         kept = scheduler.timesteps[scheduler.timesteps <= config.start_step]
         if len(kept):
             return kept

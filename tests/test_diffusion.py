@@ -54,6 +54,28 @@ def test_start_step_and_steps_shape_the_schedule():
         make_scheduler(DiffusionConfig(sampler="plms"))
 
 
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_no_sampling_step_lands_on_a_negative_timestep(sampler):
+    """diffusers' trailing spacing gives some step counts an extra timestep of -1 (the noisiest level by
+    index): such a count is refused when asked for and skipped when the count is raised for a low start
+    step, so every step SATeCo takes lies in 0..start_step."""
+    scheduler = make_scheduler(DiffusionConfig(sampler=sampler))
+    broken = []
+    for steps in range(1, 130):
+        scheduler.set_timesteps(steps)
+        config = DiffusionConfig(sampler=sampler, steps=steps, start_step=999)
+        if bool((scheduler.timesteps < 0).any()):
+            broken.append(steps)
+            with pytest.raises(ValueError, match=f"steps={steps}: .*timestep of -1"):
+                sampling_timesteps(config)
+        else:
+            assert len(sampling_timesteps(config)) == steps
+    assert broken, "diffusers' trailing spacing no longer yields -1: this guard may go"
+    for start_step in (1, 2, 4):  # one step, raised past the broken counts (61 for start step 1)
+        kept = sampling_timesteps(DiffusionConfig(sampler=sampler, steps=8, start_step=start_step))
+        assert len(kept) == 1 and 0 <= int(kept[0]) <= start_step
+
+
 def test_denoise_is_a_pure_function_of_its_noise():
     generator = torch.Generator().manual_seed(1)
     latents = torch.randn(1, 4, 8, 8, generator=generator)
