@@ -10,10 +10,12 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 #: Set by Ray's job supervisor for a job's entry point: the job's runtime environment, as JSON.
 JOB_CONFIG_VARIABLE = "RAY_JOB_CONFIG_JSON_ENV_VAR"
@@ -52,9 +54,25 @@ def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bo
         # actors that claim every core for torch's threads.
         # "local", not None: Ray would join whatever instance /tmp/ray/ray_current_cluster or RAY_ADDRESS
         # names (another user's `ray start`, a stale one), and refuse num_cpus there.
-        context = ray.init("local", num_cpus=num_cpus or (os.cpu_count() or 1) + 1, include_dashboard=dashboard,
-                           dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1", log_to_driver=log_to_driver)
+        # Its processes inherit its address: Ray's state API, which Ray Train's placement-group cleaner
+        # (an actor) asks whether the train controller lives, finds its instance through RAY_ADDRESS, else
+        # /tmp/ray/ray_current_cluster, else whichever instance runs on the machine. With another Ray
+        # instance there it asked that one, or failed on "multiple active Ray instances": a training run
+        # lost its placement group to another instance's answer. The port is this process's choice so that
+        # the address is known before the instance starts; the driver's environment is restored after.
+        port = _free_loopback_port()
+        with mock.patch.dict(os.environ, RAY_GCS_SERVER_PORT=str(port), RAY_ADDRESS=f"127.0.0.1:{port}"):
+            context = ray.init("local", num_cpus=num_cpus or (os.cpu_count() or 1) + 1,
+                               include_dashboard=dashboard, dashboard_host="127.0.0.1",
+                               _node_ip_address="127.0.0.1", log_to_driver=log_to_driver)
     return f"http://{context.dashboard_url}" if not address and dashboard and context.dashboard_url else None
+
+
+def _free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _quiet_console() -> None:

@@ -125,7 +125,9 @@ def test_pipeline_configs_refuse_splits_that_would_ship_pixels(tmp_path):
 def test_local_instance_listens_on_loopback_only(tmp_path):
     """In a fresh process (Ray reads its settings on import): every listening socket of the local
     instance's processes, the dashboard's (--dashboard) included, is on 127.0.0.1, token authentication
-    is on, and workers run at the driver's priority (Ray's default would nice them to 15)."""
+    is on, and workers run at the driver's priority (Ray's default would nice them to 15). Its workers
+    find this instance where Ray's state API looks (Ray Train's placement-group cleaner asks it whether
+    the controller lives), not the other instance that RAY_ADDRESS and ray_current_cluster name."""
     script = (
         "import json, psutil\n"
         "from satecco.cluster import init_ray\n"
@@ -133,13 +135,17 @@ def test_local_instance_listens_on_loopback_only(tmp_path):
         "import ray\n"
         "import os\n"
         "nice = ray.get(ray.remote(lambda: os.nice(0)).remote())\n"
+        "from ray._private.services import canonicalize_bootstrap_address_or_die as resolve\n"
+        "found_by_worker = ray.get(ray.remote(lambda: resolve(None)).remote())\n"
         "me = psutil.Process()\n"
         "pids = {p.pid for p in [me, *me.children(recursive=True)]}\n"
         "found = [c.laddr.ip for c in psutil.net_connections('inet') if c.status == 'LISTEN' and c.pid in pids]\n"
         "from ray._private.authentication.authentication_token_setup import AUTH_MODE_ENV_VAR\n"
         "print(json.dumps({'listen': found, 'auth': os.environ[AUTH_MODE_ENV_VAR], 'nice': [os.nice(0), nice],\n"
         "                  'url': url, 'ports': [c.laddr.port for c in psutil.net_connections('inet')\n"
-        "                                    if c.status == 'LISTEN' and c.pid in pids]}))\n"
+        "                                    if c.status == 'LISTEN' and c.pid in pids],\n"
+        "                  'gcs': ray.get_runtime_context().gcs_address, 'found_by_worker': found_by_worker,\n"
+        "                  'driver_env': [os.environ.get('RAY_ADDRESS'), os.environ.get('RAY_GCS_SERVER_PORT')]}))\n"
         "ray.shutdown()\n"
     )
     env = {k: v for k, v in os.environ.items()
@@ -157,6 +163,8 @@ def test_local_instance_listens_on_loopback_only(tmp_path):
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["auth"] == "token"
     assert report["nice"][1] == report["nice"][0], report["nice"]
+    assert report["found_by_worker"] == report["gcs"] != "127.0.0.1:1"
+    assert report["driver_env"] == ["127.0.0.1:1", None]  # the driver's environment as it was
     assert report["listen"], "no listening socket found"
     assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip in report["listen"]), report["listen"]
     host, port = report["url"].removeprefix("http://").split(":")
