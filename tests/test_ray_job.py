@@ -53,9 +53,17 @@ def head():
 
 
 def _submit(head, *entrypoint: str) -> subprocess.CompletedProcess:
+    """``ray job submit`` and wait for the job. The job server answers before the head's job agent has
+    registered on a loaded machine ("No available agent to submit job, please try again later"):
+    submitted again, as the message says, for up to two minutes."""
     address, env = head
-    return subprocess.run([RAY, "job", "submit", "--address", address, "--", *entrypoint], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=600)
+    deadline = time.time() + 120
+    while True:
+        done = subprocess.run([RAY, "job", "submit", "--address", address, "--", *entrypoint], capture_output=True,
+                              text=True, env=env, cwd=ROOT, timeout=600)
+        if "No available agent to submit job" not in done.stdout + done.stderr or time.time() > deadline:
+            return done
+        time.sleep(5)
 
 
 def test_upscale_runs_as_a_ray_job(head, tmp_path):
