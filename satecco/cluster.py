@@ -56,11 +56,11 @@ def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bo
         # names (another user's `ray start`, a stale one), and refuse num_cpus there.
         # Its processes inherit its address: Ray's state API, which Ray Train's placement-group cleaner
         # (an actor) asks whether the train controller lives, finds its instance through RAY_ADDRESS, else
-        # /tmp/ray/ray_current_cluster, else whichever instance runs on the machine. With another Ray
-        # instance there it asked that one, or failed on "multiple active Ray instances": a training run
-        # lost its placement group to another instance's answer. The port is this process's choice so that
-        # the address is known before the instance starts; the driver's environment is restored after.
-        port = _free_loopback_port()
+        # /tmp/ray/ray_current_cluster, else whichever instance runs on the machine; with another Ray
+        # instance there it failed on "multiple active Ray instances" or could ask the wrong one. The port
+        # is this process's choice so that the address is known before the instance starts (Ray's head
+        # reads RAY_GCS_SERVER_PORT); the driver's environment is restored after.
+        port = free_port()
         with mock.patch.dict(os.environ, RAY_GCS_SERVER_PORT=str(port), RAY_ADDRESS=f"127.0.0.1:{port}"):
             context = ray.init("local", num_cpus=num_cpus or (os.cpu_count() or 1) + 1,
                                include_dashboard=dashboard, dashboard_host="127.0.0.1",
@@ -68,7 +68,7 @@ def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bo
     return f"http://{context.dashboard_url}" if not address and dashboard and context.dashboard_url else None
 
 
-def _free_loopback_port() -> int:
+def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -1,11 +1,11 @@
 """Real test videos made with PyAV (shared by the test modules)."""
 
-import socket
 from fractions import Fraction
 
 import av
 import numpy as np
 
+from satecco.cluster import free_port  # noqa: F401  (the tests' loopback ports)
 from satecco.video.write import VideoWriter
 
 NTSC = Fraction(30000, 1001)
@@ -63,13 +63,6 @@ def audio_packets(path):
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         return stream.codec_context.name, [bytes(p) for p in container.demux(stream) if p.size]
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def textured_frames(n=12, size=64):
