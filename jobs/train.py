@@ -35,6 +35,19 @@ def check_inputs(config: TrainConfig) -> None:
             raise ValueError(f"{config.val}: held-out clip has {frames} frames, fewer than {config.frames}")
 
 
+def start_ray(address: str | None) -> None:
+    """Join ``address`` or start a local instance that serves Ray's dashboard on loopback (its URL is
+    printed), because Ray Train needs the dashboard's state API: its placement-group cleaner asks it every
+    second whether the run's controller lives, and removes the run's placement group when the answer is
+    "no such actor". A local instance without a dashboard still records 127.0.0.1:8265 as its API
+    server (ray/_private/services.py: "Modules like job or state APIs should be loaded although
+    dashboard is disabled. Fix it."), so the cleaner asked whichever other Ray instance served a dashboard
+    there, and killed the live run. The upscale pipeline has no such actor and starts without one."""
+    url = init_ray(address, log_to_driver=True, dashboard=True)
+    if url:
+        print(f"Ray dashboard: {url}", file=sys.stderr)
+
+
 def fit(config: TrainConfig, address: str | None = None):
     """Train ``config.stage``; returns Ray Train's ``Result`` (its ``checkpoint`` is the last one)."""
     from satecco.jobs.data import find_training_clips, training_dataset  # torch: not for `satecco --help`
@@ -44,7 +57,7 @@ def fit(config: TrainConfig, address: str | None = None):
         config = replace(config, output=default_output(config))
     check_inputs(config)
     clips = find_training_clips(config)
-    init_ray(address, log_to_driver=True)  # before Ray Train's import: Ray reads its authentication mode on first import
+    start_ray(address)  # before Ray Train's import: Ray reads its authentication mode on first import
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 

@@ -33,6 +33,8 @@ def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bo
     ``log_to_driver``: show the workers' output here (training progress); the upscale pipeline has its
     own progress bar. ``dashboard``: a local instance also serves Ray's dashboard, on 127.0.0.1 only;
     returns its URL (``None`` without one, or when joining a cluster, whose dashboard is its head's).
+    The dashboard takes a free port, not Ray's 8265: Ray's state API in any instance without a dashboard
+    of its own asks 127.0.0.1:8265 (see :func:`satecco.jobs.train.start_ray`).
     """
     if not address:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -64,6 +66,7 @@ def init_ray(address: str | None, num_cpus: int | None = None, log_to_driver: bo
         with mock.patch.dict(os.environ, RAY_GCS_SERVER_PORT=str(port), RAY_ADDRESS=f"127.0.0.1:{port}"):
             context = ray.init("local", num_cpus=num_cpus or (os.cpu_count() or 1) + 1,
                                include_dashboard=dashboard, dashboard_host="127.0.0.1",
+                               dashboard_port=free_port() if dashboard else None,
                                _node_ip_address="127.0.0.1", log_to_driver=log_to_driver)
     return f"http://{context.dashboard_url}" if not address and dashboard and context.dashboard_url else None
 

@@ -171,6 +171,35 @@ def test_local_instance_listens_on_loopback_only(tmp_path):
     assert host == "127.0.0.1" and int(port) in report["ports"]  # the dashboard is among the loopback sockets
 
 
+def test_a_training_instance_tells_ray_trains_cleaner_that_its_controller_lives():
+    """Ray Train's placement-group cleaner asks Ray's state API every second whether the run's controller
+    lives, and removes the run's placement group when the API knows no such actor. In the local instance
+    a training run starts (a fresh process), the state API reaches that instance's own dashboard, on a
+    port of its own, and finds a live actor alive, asked the cleaner's way. Without a dashboard it
+    reached no server, or another instance's at 127.0.0.1:8265, which killed a live run."""
+    script = (
+        "import json\n"
+        "from satecco.jobs.train import start_ray\n"
+        "start_ray(None)\n"
+        "import ray\n"
+        "from ray.train.v2._internal.state.util import is_actor_alive\n"
+        "@ray.remote(num_cpus=0)\n"
+        "class Controller:\n"
+        "    def actor_id(self):\n"
+        "        return ray.get_runtime_context().get_actor_id()\n"
+        "controller = Controller.remote()\n"
+        "actor_id = ray.get(controller.actor_id.remote())\n"
+        "ask = ray.remote(num_cpus=0)(lambda: bool(is_actor_alive(actor_id, timeout=30)))\n"
+        "print(json.dumps({'alive': ray.get(ask.remote())}))\n"
+        "ray.shutdown()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"alive": True}
+    url = next(line for line in done.stderr.splitlines() if line.startswith("Ray dashboard: "))
+    assert url.startswith("Ray dashboard: http://127.0.0.1:") and not url.endswith(":8265"), url
+
+
 def test_outputs_inside_a_ray_jobs_working_copy_are_refused(tmp_path, monkeypatch, capsys):
     """Under `ray job submit --working-dir .` the current folder is a temporary copy deleted with the job:
     relative outputs (and the default MLflow store) would vanish, so they are refused in one line."""
