@@ -36,12 +36,14 @@ def head():
          "--num-cpus", "3", "--temp-dir", temp, "--disable-usage-stats"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     address = f"http://127.0.0.1:{dashboard}"
-    deadline = time.time() + 240
-    while subprocess.run([RAY, "job", "list", "--address", address], capture_output=True, env=env).returncode:
+    # `ray job list` answers once the dashboard's job server is up; a submission needs the head's job agent
+    # too, which registers later (on a loaded two-core machine, minutes later). Ready = a no-op job accepted.
+    deadline = time.time() + 360
+    while not _accepts_a_job(address, env):
         if time.time() > deadline or process.poll() is not None:
             os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail("the Ray head node's job server did not come up")
-        time.sleep(2)
+            pytest.fail("the Ray head node did not accept a job within 6 minutes\n" + _log_tails(temp))
+        time.sleep(3)
     yield address, env
     os.killpg(process.pid, signal.SIGTERM)
     time.sleep(5)
@@ -52,18 +54,32 @@ def head():
     process.wait(timeout=60)
 
 
+def _accepts_a_job(address: str, env: dict) -> bool:
+    """Whether the head's job server and job agent take a submission (the head waits up to 10 s for its
+    agent per request, then answers "No available agent to submit job")."""
+    try:
+        done = subprocess.run([RAY, "job", "submit", "--no-wait", "--address", address, "--", "true"],
+                              capture_output=True, env=env, timeout=120)
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
+
+
+def _log_tails(temp: str, lines: int = 15) -> str:
+    """The last lines of the head's job server and job agent logs, for a head that never became ready."""
+    logs = Path(temp, "session_latest", "logs")
+    tails = []
+    for name in ("dashboard_JobHead.log", "dashboard_agent.log", "raylet.out"):
+        text = (logs / name).read_text(errors="replace").splitlines()[-lines:] if (logs / name).exists() else []
+        tails.append(f"--- {name}\n" + "\n".join(text))
+    return "\n".join(tails)
+
+
 def _submit(head, *entrypoint: str) -> subprocess.CompletedProcess:
-    """``ray job submit`` and wait for the job. The job server answers before the head's job agent has
-    registered on a loaded machine ("No available agent to submit job, please try again later"):
-    submitted again, as the message says, for up to two minutes."""
+    """``ray job submit`` and wait for the job."""
     address, env = head
-    deadline = time.time() + 120
-    while True:
-        done = subprocess.run([RAY, "job", "submit", "--address", address, "--", *entrypoint], capture_output=True,
-                              text=True, env=env, cwd=ROOT, timeout=600)
-        if "No available agent to submit job" not in done.stdout + done.stderr or time.time() > deadline:
-            return done
-        time.sleep(5)
+    return subprocess.run([RAY, "job", "submit", "--address", address, "--", *entrypoint], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=600)
 
 
 def test_upscale_runs_as_a_ray_job(head, tmp_path):
