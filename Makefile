@@ -20,11 +20,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/satecco upscale samples/bbb_160x90.mp4 -o $(DEMO_OUT) --pipeline-config configs/pipeline/cpu.yaml
 
-# Two pytest processes, whole test files each: one's Ray start-up and waits overlap the other's work.
-TEST_WORKERS ?= 2
-
+# One pytest process: beside a second one on two cores every Ray test ran 2-5x slower (tests/conftest.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,7 +1,9 @@
 """Shared fixtures: the tiny preset built once, one local Ray instance per pytest process.
 
-`make test` runs two pytest processes (pytest-xdist, ``--dist loadfile``: whole test files each), so
-two Ray instances may run at once; each is started with ``address="local"`` and never joins the other.
+`make test` runs the tests in one process, one after another: beside a second pytest process (and its
+Ray instance) on two cores, every Ray test ran 2-5x slower, the whole suite was no faster, and Ray's
+fixed 30 s start-up limit was exceeded (CI). The shared instance is started with ``address="local"``
+and never joins another.
 """
 
 from __future__ import annotations
@@ -30,8 +32,7 @@ os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DE
 torch.set_num_threads(2)
 
 #: Test modules that start Ray clusters of their own in this process: they run last, after the shared
-#: instance is shut down (a process joins one Ray instance at a time). xdist's loadfile hands out files
-#: in this order, so no file follows them in the process that runs them.
+#: instance is shut down (a process joins one Ray instance at a time).
 OWN_RAY_MODULES = ("test_ray_cluster.py",)
 
 

@@ -81,7 +81,7 @@ def test_ray_engine_equals_local_engine_and_bad_inputs_fail_alone(clips, referen
     other_a.parent.mkdir()
     other_a.write_bytes(Path(clips[1]).read_bytes())
     inputs = [clips[0], str(bad), clips[1], str(inside), str(other_a)]
-    results = upscale_on_ray(inputs, tmp_path / "out", SPEC, SETTINGS, SPLIT, progress=False)
+    results = upscale_on_ray(inputs, tmp_path / "out", SPEC, SETTINGS, FUSED, progress=False)
     assert [r.status for r in results] == ["ok", "failed", "ok", "failed", "failed"]
     assert str(bad) in results[1].error and "not a video" in results[1].error
     assert results[3].error == f"{inside}: refused: its output {inside} would overwrite the input {inside}; " \
@@ -101,7 +101,7 @@ def test_ray_engine_equals_local_engine_and_bad_inputs_fail_alone(clips, referen
     # parts are removed once joined, and so is their folder once empty
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mkv", "b.mkv", "c.mkv", HTML_REPORT, REPORT]
 
-    again = upscale_on_ray(clips, tmp_path / "out", SPEC, SETTINGS, SPLIT, progress=False)
+    again = upscale_on_ray(clips, tmp_path / "out", SPEC, SETTINGS, FUSED, progress=False)
     assert [r.status for r in again] == ["skipped", "skipped"]
 
 
