@@ -13,10 +13,10 @@ import os
 
 import pytest
 
-# Idle OpenMP threads sleep instead of spinning. Two pytest processes and their Ray workers share two
-# cores, and torch's spinning threads then hold a core each while the thread they wait for is not running:
-# a 6 s test took 168 s in the suite, and 54 s against 18 s beside four busy loops. Set before torch is
-# imported, and inherited by the Ray instances and subprocesses the tests start.
+# Idle OpenMP threads sleep instead of spinning. The tests' process, its Ray workers and subprocesses
+# share two cores, and torch's spinning threads then hold a core each while the thread they wait for is
+# not running: a 6 s test took 168 s in a suite of two processes, and 54 s against 18 s beside four busy
+# loops. Set before torch is imported, and inherited by the Ray instances and subprocesses the tests start.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 from media import free_port  # noqa: E402
