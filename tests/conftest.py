@@ -1,4 +1,4 @@
-"""Shared fixtures: the tiny preset built once, one local Ray instance per pytest process.
+"""Shared fixtures: the tiny preset built once, one local Ray instance shared by the Ray tests.
 
 `make test` runs the tests in one process, one after another: beside a second pytest process (and its
 Ray instance) on two cores, every Ray test ran 2-5x slower, the whole suite was no faster, and Ray's

@@ -1,5 +1,5 @@
 """`ray job submit` against a real head node (dashboard job server on loopback): the upscale pipeline
-and a training job run as Ray jobs, as README tells cluster users to run them."""
+runs as a Ray job, as README tells cluster users to run it (the training jobs' runs: test_train_ray.py)."""
 
 from __future__ import annotations
 
