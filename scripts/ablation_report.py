@@ -60,6 +60,40 @@ def clip_section(clip: Clip, measured: dict, trained_w: float) -> list[str]:
     ]
 
 
+#: What was tried for the goals this model does not meet (issue 14's Show asks for it beside the gaps); the
+#: runs, their figures and commands are in docs/training.md.
+TRIED = [
+    "## What was tried for the goals not met", "",
+    "Every run, with its figures and commands, is in [training.md](training.md). In short:", "",
+    "- **`X_d` worth keeping** (the pipeline ≥ 0.2 dB over `X_u`; `X_u` in place of `X_d` costs ≥ 0.2 dB).",
+    "  - A VAE that reconstructs better: 4× instead of 8× downsampling (shipped), 24 latent channels, "
+    "2× downsampling (two full runs; the decoder's ceiling on HR latents rose by 4 dB).",
+    "  - Stage 3 trained longer, on the latents inference gives (StableSR's recipe), with a weight "
+    "average and a cosine learning rate.",
+    "  - The start step: t = 999, 499, 249, 124, 62, 31 and 1.",
+    "  - Stage 2 trained on the very step inference takes (`--unet-latents upscaled`), and with the "
+    "tiny UNet unfrozen.",
+    "  - A refiner trained with w = 1 (`X_H = X_u` plus a correction from `[X_u, X_d]`): it learns to "
+    "leave `X_d` aside. On the footage it trains on, `[X_u, X_d]` predicts the HR frame no better than "
+    "`X_u` alone.",
+    "  - Each lifted `X_d` toward `X_u`, none past it. `X_d` is computed from `X_u` and the LR frames, so "
+    "it adds to `X_u` only through a prior that the upscaler lacks. In the paper that prior is Stable "
+    "Diffusion 2.1's, learned on billions of images. The tiny base (stage 0) learned its prior from "
+    "bigbuckbunny's 132 frames. SD 2.1's weights cannot be downloaded on this project's machines, and no GPU was lent.",
+    "- **TMSA earns its place** (6-frame windows ≥ 0.1 dB over single frames).",
+    "  - TMSA fine-tuned and trained from scratch, at 16 and 32 channels, with VRT's relative position "
+    "bias, with panned stills of known sub-pixel motion: its attention stays all but uniform, and the gain "
+    "stays at most +0.002 dB on held-out panned clips.",
+    "  - The TMSA blocks' closing convolution made temporal (3×3×3): −0.007 to −0.3 dB with replicate "
+    "padding.",
+    "  - Neighbours aligned by Farneback flow before a convolutional upscaler (`scripts/flow_fusion_pilot.py`): "
+    "+0.05 to +0.07 dB on carphone, −0.2 to −1.3 dB on the bikes crop.",
+    "  - Next would be a flow accurate to a fraction of an LR pixel on real footage (VRT's pretrained "
+    "SPyNet). Its weights cannot be had here either.",
+    "",
+]
+
+
 def value(measured: dict, key: str, metric: str) -> float | None:
     return measured.get(key, {}).get(metric)
 
@@ -171,5 +205,6 @@ def document(clips: list[Clip], measured: dict, rows: list[Row], out: Path, tota
         "| goal | clip | needed | measured | met | short by |", "| --- | --- | --- | ---: | --- | ---: |",
         *goals, "",
         *[line for clip in clips for line in refiner_note(clip.source.name, measured[clip.name])],
+        *TRIED,
         *commands_section(clips, rows, out),
     ]
