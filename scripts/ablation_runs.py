@@ -18,6 +18,8 @@ METRICS = ("psnr", "ssim", "tof", "warping_error")
 # The tables measure the model's own output: the default colour fix is off but in its own rows.
 COMMON = ("--engine", "local", "--codec", "ffv1", "--no-progress", "--overwrite", "--color-fix", "none")
 OFF_IN_VAE = ("--no-sfa", "vae", "--no-tfa", "vae")
+#: Table 3's one retrained row: the upscaler without TMSA (scripts/train_pixelshuffle_upscaler.sh made it).
+PIXELSHUFFLE = Path(__file__).resolve().parent / "ablation_variants" / "pixelshuffle-upscaler.safetensors"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ ROWS = (
     Row("upscaler", "X_u: upscaler, 6-frame windows (TMSA)", ("--method", "upscaler")),
     Row("upscaler-1", "X_u: upscaler, single frames", ("--method", "upscaler", "--window", "1",
                                                          "--window-overlap", "0")),
+    Row("pixelshuffle", "X_u: PixelShuffle upscaler (retrained without TMSA)",
+        ("--method", "upscaler", "--weights", str(PIXELSHUFFLE))),
     Row("framewise", "frame-wise SATeCo (TFA off, 1-frame windows)", ("--method", "framewise")),
     Row("A", "A: no SFA/TFA anywhere", ("--method", "satecco", "--no-sfa", "unet", "--no-tfa", "unet") + OFF_IN_VAE),
     Row("B", "B: SFA in UNet", ("--method", "satecco", "--no-tfa", "unet") + OFF_IN_VAE),
