@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from diffusers.training_utils import EMAModel
 
-from satecco.build import build_model, random_base_model
+from satecco.build import build_model, random_base_model, switch_off_adapters
 from satecco.jobs.tracking import Tracker
 from satecco.layout import batch_to_model, frames_to_model, model_to_frames
 from satecco.metrics.fidelity import video_psnr
@@ -50,7 +50,9 @@ def build_stage(config: TrainConfig, rank: int) -> torch.nn.Module:
         model.enable_gradient_checkpointing()
     latents = {"vae": config.vae_latents, "unet": config.unet_latents}
     options = {"latents": latents[config.stage]} if config.stage in latents else {}
-    return STAGE_CLASSES[config.stage](model, diffusion, seed=seed, max_timestep=config.max_timestep, **options)
+    stage = STAGE_CLASSES[config.stage](model, diffusion, seed=seed, max_timestep=config.max_timestep, **options)
+    switch_off_adapters(model, config.no_sfa or (), config.no_tfa or ())  # after the stage unfroze its modules
+    return stage
 
 
 class Validation:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,6 +147,16 @@ def build_pipeline(spec: ModelSpec):
     return method_pipeline(pipeline, spec)
 
 
+def switch_off_adapters(model: SATeCo, no_sfa: Iterable[str] = (), no_tfa: Iterable[str] = ()) -> None:
+    """Switch SFA and/or TFA off in the UNet or VAE decoder (``"unet"``, ``"vae"``), in place: the decoder
+    runs without them, and their weights are frozen (a training run leaves them out of its optimiser)."""
+    for kind, networks in (("sfa", no_sfa), ("tfa", no_tfa)):
+        for network in networks:
+            adapters = getattr(model, f"{network}_adapters")
+            setattr(adapters, f"{kind}_enabled", False)
+            getattr(adapters, kind).requires_grad_(False)
+
+
 def method_pipeline(pipeline: SATeCoPipeline, spec: ModelSpec):
     """``pipeline`` as ``spec.method`` runs it, with ``spec``'s inference-time ablations applied to its
     model (in place): the refiner's ``w`` (``refiner_w``), SFA and TFA switched off in the UNet and/or
@@ -153,10 +164,7 @@ def method_pipeline(pipeline: SATeCoPipeline, spec: ModelSpec):
     model = pipeline.model
     if spec.refiner_w is not None:
         model.refiner.register_to_config(weight=float(spec.refiner_w))
-    for network in spec.no_sfa:
-        getattr(model, f"{network}_adapters").sfa_enabled = False
-    for network in spec.no_tfa:
-        getattr(model, f"{network}_adapters").tfa_enabled = False
+    switch_off_adapters(model, spec.no_sfa, spec.no_tfa)
     if spec.method == "framewise":
         return FramewisePipeline(pipeline)
     if spec.method == "upscaler":

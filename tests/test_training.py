@@ -454,6 +454,32 @@ def test_each_stage_loss_falls(grating, stage, key, steps, prediction):
     assert np.mean(losses[-quarter:]) < 0.93 * np.mean(losses[:quarter]), losses
 
 
+def test_a_stage_trained_with_tfa_off_leaves_tfa_out_and_trains_the_rest(grating):
+    """--no-tfa unet (a retrained row of the paper's Table 2): stage 2 runs the UNet decoder without TFA,
+    its TFA weights stay as they were and out of the optimiser, and SFA and the latent encoder still learn."""
+    from satecco.jobs.loop import build_stage, train_step
+    from satecco.training.config import TrainConfig
+
+    config = TrainConfig(stage="unet", data=(grating,), frames=6, crop=32, batch_size=1, lr=2e-3, max_steps=2,
+                         no_tfa=["unet"])
+    torch.manual_seed(0)
+    module = build_stage(config, rank=0)
+    adapters = module.model.unet_adapters
+    assert not adapters.tfa_enabled and adapters.sfa_enabled
+    assert not any(p.requires_grad for p in adapters.tfa.parameters())
+    before = {name: p.detach().clone() for name, p in module.model.named_parameters()
+              if name.startswith(("unet_adapters.", "latent_encoder."))}
+    optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=config.lr)
+    (clip,) = find_clips(grating)
+    sample = make_sample(clip, 0, 6, 32, np.random.default_rng(0))
+    train_step(module, module, optimizer, {name: torch.from_numpy(f)[None] for name, f in sample.items()}, 0)
+    moved = {name for name, p in module.model.named_parameters() if name in before and not torch.equal(p, before[name])}
+    assert moved and all(name.startswith(("unet_adapters.sfa.", "latent_encoder.")) for name in moved), moved
+    assert any(name.startswith("unet_adapters.sfa.") for name in moved)
+    with pytest.raises(ValueError, match="no_sfa"):
+        TrainConfig(stage="unet", no_sfa=["upscaler"])
+
+
 def test_bf16_mixed_precision_learns_in_bfloat16_on_fp32_weights(grating):
     """--precision bf16: the UNet runs in bfloat16 inside the step, the weights and AdamW's state stay
     fp32, and stage 2's loss falls as in fp32."""

@@ -14,7 +14,7 @@ from pydantic.dataclasses import dataclass
 
 from satecco.cluster import check_lasting
 from satecco.options import option, validate
-from satecco.presets import BETA_SCHEDULES, PREDICTION_TYPES
+from satecco.presets import ADAPTED, BETA_SCHEDULES, PREDICTION_TYPES
 
 #: the BI and BD degradations (satecco.training.degrade)
 DEGRADATIONS = ("bi", "bd")
@@ -95,6 +95,12 @@ class TrainConfig:
     vae_latents: Literal[VAE_LATENTS] = option(
         "hr", "stage vae: decode the HR frames' latents (paper) or the Z_0 that stages 1-2 sample from X_u "
               "(as at inference; StableSR's CFW)")
+    no_sfa: list[Literal[ADAPTED]] | None = option(
+        None, "ablation: train with SFA off in the UNet or VAE decoder (repeat for both), as a retrained row of "
+              "the paper's Table 2; upscale with the same --no-sfa", action="append", metavar="{unet,vae}")
+    no_tfa: list[Literal[ADAPTED]] | None = option(
+        None, "ablation: train with TFA off in the UNet or VAE decoder (repeat for both); upscale with the same "
+              "--no-tfa", action="append", metavar="{unet,vae}")
     unet_latents: Literal[UNET_LATENTS] = option(
         "hr", "stage unet: the noise loss on the HR frames' latents (paper), or the latents of X_u noised at the "
               "sampler's own timesteps, learning the step that lands on the HR latents (as at inference)")
