@@ -42,12 +42,13 @@ def clip_section(clip: Clip, measured: dict, trained_w: float) -> list[str]:
         *table(measured, [("A: none (all four switched off)", "A"), ("B: SFA in UNet", "B"),
                           ("C: SFA + TFA in UNet", "C"), ("D: SFA + TFA in UNet and VAE (SATeCo)", "satecco")]),
         "", "Table 3 (upscaler: `X_u` alone; refiner: the whole pipeline with the refiner's `w` switched at "
-        "inference, and `X_d`'s own worth):", "",
+        "inference or retrained, and `X_d`'s own worth):", "",
         *table(measured, [("upscaler: ours, TMSA over 6-frame windows (`X_u`)", "upscaler"),
                           ("upscaler: single frames (`X_u`, `--window 1`)", "upscaler-1"),
                           ("upscaler: PixelShuffle, retrained without TMSA (`X_u`)", "pixelshuffle"),
                           ("refiner w = 0", "w0"), (f"refiner w = {trained_w:g} (trained; SATeCo)", "satecco"),
-                          ("refiner w = 1.0", "w1"), ("`X_d` alone (no refiner)", "xd"),
+                          ("refiner w = 1.0", "w1"), ("refiner w = 0, retrained", "w0-retrained"),
+                          ("refiner w = 1.0, retrained", "w1-retrained"), ("`X_d` alone (no refiner)", "xd"),
                           ("`X_u` in place of `X_d` (refiner(X_u, X_u))", "xu-for-xd")]),
         "", "Reference rows:", "",
         *table(measured, [("bicubic ×4", "bicubic"), ("frame-wise SATeCo (`--method framewise`)", "framewise"),
@@ -160,6 +161,8 @@ def commands_section(clips: list[Clip], rows: list[Row], out: Path) -> list[str]
         args = " ".join(command(clips[0], row, out)).replace(str(ROOT) + "/", "")
         note = {"xd": "   # with VideoRefiner.forward returning X_d (refiner_inputs('xd'))",
                 "xu": "   # with VideoRefiner.forward refining (X_u, X_u) (refiner_inputs('xu'))"}.get(row.refiner, "")
+        if row.variant:
+            note = f"   # the shipped modules with scripts/ablation_variants/{row.variant}.safetensors in place"
         lines.append(f"satecco {args}{note}")
     return [*lines, "```", ""]
 
@@ -191,19 +194,22 @@ def document(clips: list[Clip], measured: dict, rows: list[Row], out: Path, tota
         "time of the whole `satecco upscale` run (loading the model and reading and writing the clip "
         "included) divided by the frames it wrote, so short clips overstate it.",
         f"- Machine: {machine()}. Wall time of the whole script: {total / 60:.1f} min.", "",
-        "## Switched off at inference; one row retrained", "",
-        "Every row runs the same trained weights ([methods.md](methods.md)). Rows A–C of Table 2 switch SFA/TFA "
+        "## Switched off at inference, and the rows retrained", "",
+        "Every row but the three retrained ones runs the same trained weights ([methods.md](methods.md)). Rows A–C of Table 2 switch SFA/TFA "
         "off in the model trained with all of them (the paper trained a model per row); row A is only the "
         "closest to the paper's, whose zero-initialised conv guidance satecco does not have. The refiner rows "
-        f"w = 0 and w = 1.0 change `w` of a refiner trained with w = {trained_w:g}. `X_d` alone and `X_u` in place of "
+        f"w = 0 and w = 1.0 not marked retrained change `w` of a refiner trained with w = {trained_w:g}. `X_d` alone and `X_u` in place of "
         "`X_d` replace the refiner's inputs or skip it for the run (`refiner_inputs` in `scripts/ablation_runs.py`; no CLI "
         "option). The upscaler's single-frame row is the same trained upscaler run on 1-frame windows.", "",
-        "**One row was retrained**: the paper's PixelShuffle upscaler, `X_u` of an upscaler whose TMSA blocks "
-        "are removed (2D convolutions on each frame, pixel shuffle ×4, the bicubic skip), trained as the "
-        "shipped one's stage 1 (`scripts/train_pixelshuffle_upscaler.sh`, which writes "
-        "`scripts/ablation_variants/pixelshuffle-upscaler.safetensors`). The paper's row runs the whole "
-        "pipeline on it; here `X_u` is compared with `X_u`, as the TMSA rows are, since stages 2–4 were not "
-        "retrained around it.", "",
+"**Three rows of Table 3 were retrained**, each run with the shipped modules and the retrained one in "
+        "place (`--weights` of a file that `scripts/ablation_weights.py` composes; the variants hold only what "
+        "they retrained, in `scripts/ablation_variants/`):", "",
+        "- the paper's PixelShuffle upscaler: an upscaler whose TMSA blocks are removed (2D convolutions on each "
+        "frame, pixel shuffle ×4, the bicubic skip), trained as the shipped one's stage 1 "
+        "(`scripts/train_pixelshuffle_upscaler.sh`). The paper's row runs the whole pipeline on it; here its "
+        "`X_u` is compared with the TMSA upscaler's `X_u`, since stages 2–4 were not retrained around it;",
+        "- the refiner with w = 0 and with w = 1.0: stage 4 as the shipped default trained it, from a fresh "
+        "refiner on the shipped stages 0–3 (`scripts/train_refiner_w_variants.sh`).", "",
         *[line for clip in clips for line in clip_section(clip, measured[clip.name], trained_w)],
         "## Issue 14's goals against these numbers", "",
         "Each line: the difference (first row better when positive; for tOF and warping error also relative to "

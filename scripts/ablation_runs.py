@@ -10,6 +10,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from ablation_weights import compose  # scripts/ablation_weights.py
+
 from satecco.cli import main as satecco
 from satecco.evaluate import ClipPair, EvalSettings, evaluate_locally
 from satecco.models.refiner import VideoRefiner
@@ -18,19 +20,19 @@ METRICS = ("psnr", "ssim", "tof", "warping_error")
 # The tables measure the model's own output: the default colour fix is off but in its own rows.
 COMMON = ("--engine", "local", "--codec", "ffv1", "--no-progress", "--overwrite", "--color-fix", "none")
 OFF_IN_VAE = ("--no-sfa", "vae", "--no-tfa", "vae")
-#: Table 3's one retrained row: the upscaler without TMSA (scripts/train_pixelshuffle_upscaler.sh made it).
-PIXELSHUFFLE = Path(__file__).resolve().parent / "ablation_variants" / "pixelshuffle-upscaler.safetensors"
 
 
 @dataclass(frozen=True)
 class Row:
-    """One measured row: ``satecco upscale`` options, and what the refiner is fed (``refiner``: ``None``
-    as trained, ``"xd"`` skip it and output ``X_d``, ``"xu"`` feed it ``(X_u, X_u)``)."""
+    """One measured row: ``satecco upscale`` options, what the refiner is fed (``refiner``: ``None``
+    as trained, ``"xd"`` skip it and output ``X_d``, ``"xu"`` feed it ``(X_u, X_u)``), and for a retrained
+    row the variant whose modules replace the shipped ones (``scripts/ablation_variants/<variant>.safetensors``)."""
 
     key: str
     label: str
     options: tuple[str, ...]
     refiner: str | None = None
+    variant: str | None = None
 
 
 ROWS = (
@@ -38,8 +40,9 @@ ROWS = (
     Row("upscaler", "X_u: upscaler, 6-frame windows (TMSA)", ("--method", "upscaler")),
     Row("upscaler-1", "X_u: upscaler, single frames", ("--method", "upscaler", "--window", "1",
                                                          "--window-overlap", "0")),
-    Row("pixelshuffle", "X_u: PixelShuffle upscaler (retrained without TMSA)",
-        ("--method", "upscaler", "--weights", str(PIXELSHUFFLE))),
+    # Retrained (scripts/train_pixelshuffle_upscaler.sh, scripts/train_refiner_w_variants.sh).
+    Row("pixelshuffle", "X_u: PixelShuffle upscaler (retrained without TMSA)", ("--method", "upscaler"),
+        variant="pixelshuffle-upscaler"),
     Row("framewise", "frame-wise SATeCo (TFA off, 1-frame windows)", ("--method", "framewise")),
     Row("A", "A: no SFA/TFA anywhere", ("--method", "satecco", "--no-sfa", "unet", "--no-tfa", "unet") + OFF_IN_VAE),
     Row("B", "B: SFA in UNet", ("--method", "satecco", "--no-tfa", "unet") + OFF_IN_VAE),
@@ -47,6 +50,8 @@ ROWS = (
     Row("satecco", "D: SFA + TFA in UNet and VAE (SATeCo, the trained w)", ("--method", "satecco")),
     Row("w0", "refiner w = 0", ("--method", "satecco", "--refiner-w", "0")),
     Row("w1", "refiner w = 1.0", ("--method", "satecco", "--refiner-w", "1")),
+    Row("w0-retrained", "refiner w = 0, retrained", ("--method", "satecco"), variant="refiner-w0"),
+    Row("w1-retrained", "refiner w = 1.0, retrained", ("--method", "satecco"), variant="refiner-w1"),
     Row("xd", "X_d: VAE decoder output, no refiner", ("--method", "satecco"), refiner="xd"),
     Row("xu-for-xd", "X_u in place of X_d: refiner(X_u, X_u)", ("--method", "satecco"), refiner="xu"),
     # The seam cost of tiling: SFA's statistics are taken per tile (docs/methods.md).
@@ -89,8 +94,9 @@ class Clip:
 
 def command(clip: Clip, row: Row, out: Path) -> list[str]:
     """The ``satecco upscale`` arguments of ``row`` on ``clip``."""
+    weights = ("--weights", str(out / "variants" / f"{row.variant}.safetensors")) if row.variant else ()
     return ["upscale", str(out / clip.name / "lr" / f"{clip.name}.mkv"), "-o", str(out / clip.name / row.key),
-            *COMMON, *row.options]
+            *COMMON, *row.options, *weights]
 
 
 def run_rows(clip: Clip, rows: list[Row], out: Path, reuse: bool) -> dict[str, float]:
@@ -103,6 +109,8 @@ def run_rows(clip: Clip, rows: list[Row], out: Path, reuse: bool) -> dict[str, f
         if reuse and target.is_file() and row.key in seconds:
             print(f"{target}: reused", flush=True)
             continue
+        if row.variant:
+            compose(row.variant, out / "variants")  # before the clock starts, as the shipped file exists already
         started = time.perf_counter()
         with refiner_inputs(row.refiner) if row.refiner else nullcontext():
             code = satecco(command(clip, row, out))

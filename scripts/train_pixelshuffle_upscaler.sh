@@ -26,16 +26,5 @@ $SATECCO train upscaler --config configs/train/tiny-upscaler.yaml --data "$DATA/
     --val "$DATA/bikes.mp4" --storage-path "$OUT/ray" --tracking-uri "sqlite:///$(cd "$OUT" && pwd)/mlflow.db" \
     --base-model satecco/weights/tiny --weights "$OUT/init.safetensors" --output "$OUT/upscaler.safetensors" \
     --run-name pixelshuffle-upscaler "$@"
-.venv/bin/python - "$OUT/upscaler.safetensors" scripts/ablation_variants/pixelshuffle-upscaler.safetensors <<'EOF'
-import sys
-
-from safetensors.torch import load_file
-
-from satecco.checkpoints import read_weight_configs, save_weights
-from satecco.models.upscaler import VideoUpscaler
-
-upscaler = VideoUpscaler(**read_weight_configs(sys.argv[1])["upscaler"])
-prefix = "upscaler."
-upscaler.load_state_dict({k[len(prefix):]: v for k, v in load_file(sys.argv[1]).items() if k.startswith(prefix)})
-save_weights(sys.argv[2], {"upscaler": upscaler})
-EOF
+.venv/bin/python scripts/ablation_weights.py keep upscaler "$OUT/upscaler.safetensors" \
+    scripts/ablation_variants/pixelshuffle-upscaler.safetensors
