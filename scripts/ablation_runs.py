@@ -10,8 +10,6 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from ablation_weights import compose  # scripts/ablation_weights.py
-
 from satecco.cli import main as satecco
 from satecco.evaluate import ClipPair, EvalSettings, evaluate_locally
 from satecco.models.refiner import VideoRefiner
@@ -96,9 +94,14 @@ class Clip:
     lr_size: tuple[int, int]
 
 
+def variants_folder(out: Path) -> Path:
+    """Where the ``--weights`` files of the retrained rows are composed (``ablation_weights.compose``)."""
+    return out / "variants"
+
+
 def command(clip: Clip, row: Row, out: Path) -> list[str]:
     """The ``satecco upscale`` arguments of ``row`` on ``clip``."""
-    weights = ("--weights", str(out / "variants" / f"{row.variant}.safetensors")) if row.variant else ()
+    weights = ("--weights", str(variants_folder(out) / f"{row.variant}.safetensors")) if row.variant else ()
     return ["upscale", str(out / clip.name / "lr" / f"{clip.name}.mkv"), "-o", str(out / clip.name / row.key),
             *COMMON, *row.options, *weights]
 
@@ -113,8 +116,6 @@ def run_rows(clip: Clip, rows: list[Row], out: Path, reuse: bool) -> dict[str, f
         if reuse and target.is_file() and row.key in seconds:
             print(f"{target}: reused", flush=True)
             continue
-        if row.variant:
-            compose(row.variant, out / "variants")  # before the clock starts, as the shipped file exists already
         started = time.perf_counter()
         with refiner_inputs(row.refiner) if row.refiner else nullcontext():
             code = satecco(command(clip, row, out))

@@ -1,14 +1,15 @@
 """Weights files for the retrained rows of docs/ablation.md: each variant (``scripts/ablation_variants/``)
 holds only the SATeCo modules it retrained; :func:`compose` puts them in place of the shipped default's.
 
-    .venv/bin/python scripts/ablation_weights.py fresh-refiner W OUT    # the shipped modules, a fresh refiner of w = W
-    .venv/bin/python scripts/ablation_weights.py fresh OUT MODULE...    # the shipped modules, these ones untrained
+    .venv/bin/python scripts/ablation_weights.py fresh OUT MODULE... [--set MODULE.KEY=VALUE ...]
+        # the shipped modules with these ones untrained, their configs changed as --set says (VALUE in JSON)
     .venv/bin/python scripts/ablation_weights.py keep MODULE[,MODULE...] SRC DST   # these modules of SRC alone, into DST
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -48,27 +49,28 @@ def compose(variant: str, out: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    fresh = commands.add_parser("fresh-refiner", help="the shipped modules with an untrained refiner of w = W")
-    fresh.add_argument("w", type=float)
+    fresh = commands.add_parser("fresh", help="the shipped modules with these ones untrained (seed 0)")
     fresh.add_argument("out", type=Path)
-    untrained = commands.add_parser("fresh", help="the shipped modules with these ones untrained (seed 0)")
-    untrained.add_argument("out", type=Path)
-    untrained.add_argument("modules", nargs="+", choices=sorted(MODULE_CLASSES))
+    fresh.add_argument("modules", nargs="+", choices=sorted(MODULE_CLASSES))
+    fresh.add_argument("--set", action="append", default=[], metavar="MODULE.KEY=VALUE",
+                       help="a config value of a fresh module, in JSON (e.g. refiner.weight=0)")
     keep = commands.add_parser("keep", help="some modules of a weights file, alone in another")
     keep.add_argument("modules", help="module names, comma-separated")
     keep.add_argument("source", type=Path)
     keep.add_argument("target", type=Path)
     args = parser.parse_args()
-    if args.command == "fresh-refiner":
+    if args.command == "fresh":
         modules = shipped_modules()
+        changes = {name: {} for name in args.modules}
+        for item in args.set:
+            target, _, value = item.partition("=")
+            name, _, key = target.partition(".")
+            if name not in changes or not key or not value:
+                parser.error(f"--set {item}: expected MODULE.KEY=VALUE for one of {args.modules}")
+            changes[name][key] = json.loads(value)
         torch.manual_seed(0)
-        modules["refiner"] = MODULE_CLASSES["refiner"].from_config({**modules["refiner"].config, "weight": args.w})
-        save_weights(args.out, modules)
-    elif args.command == "fresh":
-        modules = shipped_modules()
-        torch.manual_seed(0)
-        for name in args.modules:
-            modules[name] = MODULE_CLASSES[name].from_config(modules[name].config)
+        for name, change in changes.items():
+            modules[name] = MODULE_CLASSES[name].from_config({**modules[name].config, **change})
         save_weights(args.out, modules)
     else:
         source = load_modules(args.source)

